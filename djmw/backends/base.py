@@ -1,0 +1,272 @@
+"""The Backend protocol and the SQL all dialects share; only backends write job rows."""
+
+from __future__ import annotations
+
+import abc
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+import attrs
+
+from djmw._clock import Clock, utc_now
+from djmw.backends._sql import (
+    COLUMNS,
+    ORDER,
+    ReserveRequest,
+    checked_table,
+    ready_where,
+    truncate_utf8,
+)
+from djmw.errors import ConfigurationError
+from djmw.job import Job
+from djmw.outcome import Failed, Outcome, Rescheduled, Succeeded, error_text
+
+logger = logging.getLogger("djmw.backend")
+
+
+class Backend(Protocol):
+    """What the worker needs from a database: reserve one job, apply one outcome.
+
+    One backend instance is one connection; each worker thread gets its own.
+    """
+
+    clock: Clock
+
+    def reserve(self, request: ReserveRequest) -> Job | None:
+        """Lock and return the next eligible job, or None."""
+        ...
+
+    def apply(self, job: Job, outcome: Outcome) -> bool:
+        """Write ``outcome`` for ``job`` in one statement; False if the lock was lost."""
+        ...
+
+    def unlock(self, job: Job) -> None:
+        """Release ``job``'s lock without charging an attempt."""
+        ...
+
+    def clear_locks(self, worker_name: str) -> int:
+        """Release every lock held by ``worker_name``; return how many rows."""
+        ...
+
+    def enqueue(
+        self, handler: str, *, priority: int = 0, run_at: datetime | None = None,
+        queue: str | None = None,
+    ) -> int:
+        """Insert a job row as delayed_job's enqueue does; return its id."""
+        ...
+
+    def close(self) -> None:
+        """Close the connection."""
+        ...
+
+
+class SqlBackend(abc.ABC):
+    """Shared statements for the SQL dialects; subclasses bring the driver.
+
+    Args:
+        table: the delayed_jobs table name (ActiveRecord's prefix included).
+        clock: where "now" comes from; naive UTC unless mimicking ``:local``.
+    """
+
+    mark = "?"
+    quote = '"'
+    #: Bytes last_error may hold (None = unbounded); set from the schema when known.
+    last_error_limit: int | None = None
+
+    def __init__(self, *, table: str = "delayed_jobs", clock: Clock = utc_now) -> None:
+        self.table = checked_table(table)
+        self.clock = clock
+        self._t = f"{self.quote}{self.table}{self.quote}"
+
+    # -- driver hooks -------------------------------------------------------------------
+    @abc.abstractmethod
+    def _execute(self, sql: str, params: Sequence[object] = ()) -> int:
+        """Run one statement in autocommit; return the affected row count."""
+
+    @abc.abstractmethod
+    def _query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """Run one query in autocommit; return all rows."""
+
+    @abc.abstractmethod
+    def _write(self, action: Callable[[], int]) -> int:
+        """Run a final write, retrying what the driver reports as transient."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Close the connection."""
+
+    def _stamp(self, value: datetime) -> object:
+        """Convert a naive datetime to what the driver stores (dialect precision)."""
+        return value
+
+    def _compare(self, value: datetime) -> object:
+        """Convert a naive datetime used in a comparison (full precision by default)."""
+        return self._stamp(value)
+
+    def _time(self, value: object) -> datetime | None:
+        """Convert a stored time value back to a naive datetime."""
+        return value if isinstance(value, datetime) else None
+
+    # -- reading ------------------------------------------------------------------------
+    @property
+    def select_columns(self) -> str:
+        """The column list of every job read (handler read as raw bytes)."""
+        return ", ".join(self._select_expression(column) for column in COLUMNS)
+
+    def _select_expression(self, column: str) -> str:
+        return column
+
+    def to_job(self, row: Sequence[Any]) -> Job:
+        """Build a Job from a row in COLUMNS order."""
+        values = dict(zip(COLUMNS, row, strict=True))
+        last_error = values["last_error"]
+        if isinstance(last_error, bytes):
+            last_error = last_error.decode("utf-8", "replace")
+        return Job(
+            id=int(values["id"]),
+            handler=values["handler"],
+            priority=values["priority"],
+            attempts=int(values["attempts"] or 0),
+            last_error=last_error,
+            run_at=self._time(values["run_at"]),
+            locked_at=self._time(values["locked_at"]),
+            locked_by=values["locked_by"],
+            failed_at=self._time(values["failed_at"]),
+            queue=values["queue"],
+            created_at=self._time(values["created_at"]),
+            updated_at=self._time(values["updated_at"]),
+            clock=self.clock,
+        )
+
+    def ready_sql(self, request: ReserveRequest) -> tuple[str, list[object]]:
+        """Return the SELECT of the next eligible row (without a locking clause)."""
+        where, params = ready_where(request, self.mark)
+        params = [self._compare(p) if isinstance(p, datetime) else p for p in params]
+        sql = f"SELECT {self.select_columns} FROM {self._t} WHERE {where} {ORDER} LIMIT 1"
+        return sql, params
+
+    def lock_sql(self, request: ReserveRequest, job_id: int) -> tuple[str, list[object]]:
+        """Return the UPDATE that locks ``job_id``, repeating the full predicate on the row."""
+        where, params = ready_where(request, self.mark)
+        stamp = self._stamp(request.now)
+        params = [self._compare(p) if isinstance(p, datetime) else p for p in params]
+        m = self.mark
+        sql = f"UPDATE {self._t} SET locked_at = {m}, locked_by = {m} WHERE id = {m} AND {where}"
+        return sql, [stamp, request.worker_name, job_id, *params]
+
+    # -- writing ------------------------------------------------------------------------
+    def _last_error(self, error: BaseException) -> str:
+        text = error_text(error)
+        if self.last_error_limit is not None:
+            text = truncate_utf8(text, self.last_error_limit)
+        return text
+
+    def outcome_sql(self, job: Job, outcome: Outcome) -> tuple[str, list[object]]:
+        """Return the one statement that records ``outcome`` (guarded by our lock)."""
+        m, now = self.mark, self._stamp(self.clock())
+        guard = f"id = {m} AND locked_by = {m}"
+        key: list[object] = [job.id, job.locked_by]
+        match outcome:
+            case Succeeded() | Failed(delete=True):
+                return f"DELETE FROM {self._t} WHERE {guard}", key
+            case Rescheduled(run_at=run_at, attempts=attempts, error=error):
+                sql = (
+                    f"UPDATE {self._t} SET attempts = {m}, last_error = {m}, run_at = {m}, "
+                    f"locked_at = NULL, locked_by = NULL, updated_at = {m} WHERE {guard}"
+                )
+                params = [attempts, self._last_error(error), self._stamp(run_at), now]
+                return sql, [*params, *key]
+            case Failed(attempts=attempts, error=error):
+                sql = (
+                    f"UPDATE {self._t} SET attempts = {m}, last_error = {m}, failed_at = {m}, "
+                    f"updated_at = {m} WHERE {guard}"
+                )
+                return sql, [attempts, self._last_error(error), now, now, *key]
+        msg = f"not an Outcome: {outcome!r}"  # pragma: no cover - the chain checks this
+        raise TypeError(msg)
+
+    def apply(self, job: Job, outcome: Outcome) -> bool:
+        """Record ``outcome`` in one statement, retrying deadlocks and lost connections.
+
+        Returns False when the row was no longer locked by this worker (its lock expired
+        and another worker took it); that worker's run then decides the row.
+        """
+        sql, params = self.outcome_sql(job, outcome)
+        count = self._write(lambda: self._execute(sql, params))
+        if count == 0:
+            logger.warning(
+                "Job %s (id=%s): the row is no longer locked by %s; its outcome was not "
+                "recorded (another worker took the expired lock, or the row was deleted).",
+                job.display_name, job.id, job.locked_by,
+            )
+        return count > 0
+
+    def unlock(self, job: Job) -> None:
+        """Release ``job``'s lock, attempts unchanged (used for crashes and shutdown)."""
+        m = self.mark
+        sql = (
+            f"UPDATE {self._t} SET locked_at = NULL, locked_by = NULL "
+            f"WHERE id = {m} AND locked_by = {m}"
+        )
+        self._write(lambda: self._execute(sql, [job.id, job.locked_by]))
+
+    def clear_locks(self, worker_name: str) -> int:
+        """delayed_job's ClearLocks: unlock every unfailed row held by ``worker_name``."""
+        m = self.mark
+        sql = (
+            f"UPDATE {self._t} SET locked_at = NULL, locked_by = NULL "
+            f"WHERE locked_by = {m} AND failed_at IS NULL"
+        )
+        return self._write(lambda: self._execute(sql, [worker_name]))
+
+    def enqueue(
+        self, handler: str, *, priority: int = 0, run_at: datetime | None = None,
+        queue: str | None = None,
+    ) -> int:
+        """Insert a row as delayed_job does: attempts 0, run_at now unless given."""
+        now = self.clock()
+        m = self.mark
+        sql = (
+            f"INSERT INTO {self._t} (priority, attempts, handler, run_at, queue, created_at, "
+            f"updated_at) VALUES ({m}, 0, {m}, {m}, {m}, {m}, {m})"
+        )
+        stamp = self._stamp(now)
+        params = [priority, handler, self._stamp(run_at or now), queue, stamp, stamp]
+        return self._insert(sql, params)
+
+    @abc.abstractmethod
+    def _insert(self, sql: str, params: Sequence[object]) -> int:
+        """Run an INSERT; return the new row id."""
+
+    def job(self, job_id: int) -> Job | None:
+        """Return the row ``job_id`` as a Job, or None (for tools and tests)."""
+        rows = self._query(
+            f"SELECT {self.select_columns} FROM {self._t} WHERE id = {self.mark}", [job_id]
+        )
+        return self.to_job(rows[0]) if rows else None
+
+    def jobs(self) -> list[Job]:
+        """Return every row, ordered by id (for tools and tests; not for the hot path)."""
+        rows = self._query(f"SELECT {self.select_columns} FROM {self._t} ORDER BY id")
+        return [self.to_job(row) for row in rows]
+
+
+def locked(job: Job, worker_name: str, locked_at: datetime) -> Job:
+    """Return ``job`` as it is after this worker locked it."""
+    return attrs.evolve(job, locked_by=worker_name, locked_at=locked_at)
+
+
+def check_columns(table: str, present: set[str], fix: str) -> None:
+    """Raise ConfigurationError if ``table`` is missing or lacks delayed_job columns."""
+    if not present:
+        msg = f"the table {table!r} does not exist; create it with `{fix}` or a Rails migration."
+        raise ConfigurationError(msg)
+    missing = [column for column in COLUMNS if column not in present]
+    if missing:
+        msg = (
+            f"the table {table!r} lacks the delayed_job columns {missing}; it must have the "
+            f"columns of delayed_job_active_record's migration ({', '.join(COLUMNS)})."
+        )
+        raise ConfigurationError(msg)

@@ -1,0 +1,305 @@
+"""MariaDB/MySQL backend through PyMySQL: the primary production backend."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+import pymysql
+import tenacity
+from pymysql.connections import Connection
+
+from djmw._clock import Clock, utc_now
+from djmw.backends._sql import ORDER, ReserveRequest, ready_where
+from djmw.backends.base import SqlBackend, check_columns, locked
+from djmw.backends.url import DatabaseUrl
+from djmw.errors import BackendError, ConfigurationError
+from djmw.job import Job
+
+logger = logging.getLogger("djmw.backend")
+
+#: delayed_job_active_record's migration as ActiveRecord 6.1 renders it for MySQL/MariaDB.
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS `{table}` (`id` bigint NOT NULL AUTO_INCREMENT PRIMARY KEY, "
+    "`priority` int DEFAULT 0 NOT NULL, `attempts` int DEFAULT 0 NOT NULL, "
+    "`handler` text NOT NULL, `last_error` text, `run_at` datetime, `locked_at` datetime, "
+    "`failed_at` datetime, `locked_by` varchar(255), `queue` varchar(255), "
+    "`created_at` datetime(6), `updated_at` datetime(6), "
+    "INDEX `delayed_jobs_priority` (`priority`, `run_at`))"
+)
+
+_LOCK_ERRORS = {1205, 1213}  # lock wait timeout, deadlock: retry on the same connection
+_CONNECTION_ERRORS = {1053, 1927, 2003, 2006, 2013, 2055, 4031}  # reconnect, then retry
+_BAD_STRING = 1366  # a last_error the column's charset cannot hold
+
+ReserveSql = Literal["auto", "skip_locked", "update_limit"]
+
+
+def _code(exc: BaseException) -> int | None:
+    if isinstance(exc, pymysql.err.InterfaceError):
+        return 2006
+    if isinstance(exc, pymysql.err.MySQLError) and exc.args and isinstance(exc.args[0], int):
+        return exc.args[0]
+    return None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for errors worth retrying: deadlocks, lock waits, lost connections."""
+    code = _code(exc)
+    return code in _LOCK_ERRORS or code in _CONNECTION_ERRORS
+
+
+def supports_skip_locked(version: str) -> bool:
+    """True for MariaDB >= 10.6 and MySQL >= 8.0.1, which have ``FOR UPDATE SKIP LOCKED``."""
+    numbers = re.match(r"(\d+)\.(\d+)\.(\d+)", version)
+    if numbers is None:
+        return False
+    major, minor, patch = (int(n) for n in numbers.groups())
+    if "mariadb" in version.lower():
+        return (major, minor) >= (10, 6)
+    return (major, minor, patch) >= (8, 0, 1)
+
+
+class MysqlBackend(SqlBackend):
+    """One PyMySQL connection to MariaDB/MySQL.
+
+    Reserve: on MariaDB >= 10.6 and MySQL 8, ``SELECT ... FOR UPDATE SKIP LOCKED`` then
+    ``UPDATE ... WHERE id = ? AND <predicate>`` in one short transaction; otherwise
+    delayed_job_active_record's ``UPDATE ... ORDER BY priority, run_at LIMIT 1`` and a
+    re-read by ``(locked_at, locked_by, failed_at IS NULL)``.
+
+    Args:
+        url: where to connect (the password is never logged).
+        table: the delayed_jobs table name.
+        clock: naive UTC by default.
+        reserve_sql: ``auto`` (pick by server version), ``skip_locked`` or ``update_limit``.
+        write_retry_seconds: how long the final write of a job's outcome is retried on
+            deadlocks and lost connections before giving up.
+        connect_attempts: connection tries (with exponential backoff) per connect.
+
+    Note:
+        Sessions run READ COMMITTED (fewer gap locks, fewer deadlocks) with
+        ``time_zone = '+00:00'``; djmw never reads the server's clock, so the server's
+        time zone does not matter. Whole-second DATETIME columns get truncated values,
+        as ActiveRecord writes them.
+    """
+
+    mark = "%s"
+    quote = "`"
+
+    def __init__(
+        self, url: DatabaseUrl, *, table: str = "delayed_jobs", clock: Clock = utc_now,
+        reserve_sql: ReserveSql = "auto", write_retry_seconds: float = 120.0,
+        connect_attempts: int = 3,
+    ) -> None:
+        super().__init__(table=table, clock=clock)
+        if reserve_sql not in ("auto", "skip_locked", "update_limit"):
+            msg = f"reserve_sql must be auto, skip_locked or update_limit, got {reserve_sql!r}."
+            raise ConfigurationError(msg)
+        self.url = url
+        self.reserve_sql = reserve_sql
+        self.write_retry_seconds = write_retry_seconds
+        self.connect_attempts = connect_attempts
+        self.whole_seconds = True
+        self.stats = {"deadlocks_retried": 0, "reconnects": 0}
+        self._conn: Connection[Any] | None = None
+        self._skip_locked = False
+        self._connect()
+
+    # -- connection -------------------------------------------------------------------
+    def _open(self) -> Connection[Any]:
+        conn = pymysql.connect(
+            host=self.url.host or "127.0.0.1", port=self.url.port or 3306,
+            user=self.url.user or "root", password=self.url.password or "",
+            database=self.url.database, unix_socket=self.url.socket, charset="utf8mb4",
+            autocommit=True, connect_timeout=5,
+        )
+        with conn.cursor() as cursor:
+            cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            cursor.execute("SET time_zone = '+00:00'")
+            cursor.execute("SELECT VERSION()")
+            row = cursor.fetchone()
+        version = str(row[0]) if row else ""
+        self._skip_locked = self.reserve_sql == "skip_locked" or (
+            self.reserve_sql == "auto" and supports_skip_locked(version)
+        )
+        return conn
+
+    def _connect(self) -> Connection[Any]:
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.connect_attempts),
+            wait=tenacity.wait_exponential(multiplier=0.2, max=2),
+            retry=tenacity.retry_if_exception(is_transient),
+            reraise=True,
+        )
+        try:
+            self._conn = retrying(self._open)
+        except pymysql.err.MySQLError as exc:
+            msg = f"cannot connect to {self.url.redacted}: {exc.args[-1] if exc.args else exc}"
+            raise BackendError(msg) from exc
+        return self._conn
+
+    @property
+    def connection(self) -> Connection[Any]:
+        """The live connection, reconnecting if the last one was lost."""
+        if self._conn is None:
+            self.stats["reconnects"] += 1
+            return self._connect()
+        return self._conn
+
+    def _lost(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # noqa: S110 - it is already broken; closing is a courtesy
+                pass
+        self._conn = None
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._lost()
+
+    # -- statements -------------------------------------------------------------------
+    def _stamp(self, value: datetime) -> object:
+        return value.replace(microsecond=0) if self.whole_seconds else value
+
+    def _compare(self, value: datetime) -> object:
+        return value
+
+    def _select_expression(self, column: str) -> str:
+        if column in ("handler", "last_error"):
+            # Raw bytes: invalid text must fail its job, never the reserve.
+            return f"CAST(CONVERT({column} USING utf8mb4) AS BINARY)"
+        return column
+
+    def _execute(self, sql: str, params: Sequence[object] = ()) -> int:
+        try:
+            with self.connection.cursor() as cursor:
+                return int(cursor.execute(sql, tuple(params)))
+        except pymysql.err.MySQLError as exc:
+            if _code(exc) in _CONNECTION_ERRORS:
+                self._lost()
+            raise
+
+    def _query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        try:
+            with self.connection.cursor() as cursor:
+                cursor.execute(sql, tuple(params))
+                return list(cursor.fetchall())
+        except pymysql.err.MySQLError as exc:
+            if _code(exc) in _CONNECTION_ERRORS:
+                self._lost()
+            raise
+
+    def _insert(self, sql: str, params: Sequence[object]) -> int:
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, tuple(params))
+            return int(cursor.lastrowid)
+
+    def _write(self, action: Callable[[], int]) -> int:
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            if _code(exc) in _LOCK_ERRORS if exc else False:
+                self.stats["deadlocks_retried"] += 1
+            logger.warning("Retrying a write after %s (try %d)", exc, state.attempt_number)
+
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_delay(self.write_retry_seconds),
+            wait=tenacity.wait_exponential(multiplier=0.05, max=2) + tenacity.wait_random(0, 0.05),
+            retry=tenacity.retry_if_exception(is_transient),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        try:
+            return retrying(action)
+        except pymysql.err.MySQLError as exc:
+            msg = f"MySQL write failed: {exc}"
+            raise BackendError(msg) from exc
+
+    def apply(self, job: Job, outcome: Any) -> bool:
+        """Record the outcome; a last_error the column charset rejects is written escaped."""
+        try:
+            return super().apply(job, outcome)
+        except BackendError as exc:
+            if _code(exc.__cause__ or exc) != _BAD_STRING:
+                raise
+        sql, params = self.outcome_sql(job, outcome)
+        params = [
+            p.encode("ascii", "backslashreplace").decode() if isinstance(p, str) else p
+            for p in params
+        ]
+        return self._write(lambda: self._execute(sql, params)) > 0
+
+    # -- reserve ----------------------------------------------------------------------
+    def reserve(self, request: ReserveRequest) -> Job | None:
+        """Lock and return the next eligible job, or None; BackendError on failure."""
+        try:
+            if self._skip_locked:
+                return self._reserve_skip_locked(request)
+            return self._reserve_update_limit(request)
+        except pymysql.err.MySQLError as exc:
+            if _code(exc) in _CONNECTION_ERRORS:
+                self._lost()
+            msg = f"reserve failed: {exc.args[-1] if exc.args else exc}"
+            raise BackendError(msg) from exc
+
+    def _reserve_skip_locked(self, request: ReserveRequest) -> Job | None:
+        select, params = self.ready_sql(request)
+        conn = self.connection
+        conn.begin()
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(select + " FOR UPDATE SKIP LOCKED", tuple(params))
+                row = cursor.fetchone()
+                if row is None:
+                    conn.rollback()
+                    return None
+                job = self.to_job(row)
+                lock, lock_params = self.lock_sql(request, job.id)
+                cursor.execute(lock, tuple(lock_params))
+            conn.commit()
+        except BaseException:
+            try:
+                conn.rollback()
+            except Exception:  # noqa: S110 - the original error is the one to report
+                pass
+            raise
+        stamp = self._stamp(request.now)
+        return locked(job, request.worker_name, stamp if isinstance(stamp, datetime) else request.now)
+
+    def _reserve_update_limit(self, request: ReserveRequest) -> Job | None:
+        where, params = ready_where(request, self.mark)
+        stamp = self._stamp(request.now)
+        sql = (
+            f"UPDATE {self._t} SET locked_at = %s, locked_by = %s WHERE {where} {ORDER} LIMIT 1"
+        )
+        if self._execute(sql, [stamp, request.worker_name, *params]) == 0:
+            return None
+        rows = self._query(
+            f"SELECT {self.select_columns} FROM {self._t} WHERE locked_at = %s "
+            "AND locked_by = %s AND failed_at IS NULL ORDER BY id ASC LIMIT 1",
+            [stamp, request.worker_name],
+        )
+        return self.to_job(rows[0]) if rows else None
+
+    # -- schema -----------------------------------------------------------------------
+    def create_schema(self) -> None:
+        """Create the delayed_jobs table and index as delayed_job_active_record does."""
+        self._execute(SCHEMA.format(table=self.table))
+
+    def check_schema(self) -> None:
+        """Check the table once at start; learn column precision and last_error's size."""
+        rows = self._query(
+            "SELECT COLUMN_NAME, DATETIME_PRECISION, CHARACTER_OCTET_LENGTH "
+            "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
+            [self.table],
+        )
+        columns = {str(row[0]).lower(): row for row in rows}
+        check_columns(self.table, set(columns), "djmw schema --database mysql://...")
+        self.whole_seconds = not columns["locked_at"][1]
+        octets = columns["last_error"][2]
+        # Leave room for the escaping fallback; never exceed max_allowed_packet in practice.
+        self.last_error_limit = min(int(octets), 16 * 1024 * 1024) if octets else None

@@ -1,0 +1,139 @@
+"""SQLite backend: the embedded default, through the standard library's sqlite3."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from djmw._clock import Clock, utc_now
+from djmw.backends._sql import ReserveRequest
+from djmw.backends.base import SqlBackend, check_columns, locked
+from djmw.errors import BackendError, ConfigurationError
+from djmw.job import Job
+
+#: delayed_job_active_record's migration, as ActiveRecord 6.1 renders it for SQLite.
+SCHEMA = """\
+CREATE TABLE IF NOT EXISTS "{table}" ("id" integer PRIMARY KEY AUTOINCREMENT NOT NULL,
+  "priority" integer DEFAULT 0 NOT NULL, "attempts" integer DEFAULT 0 NOT NULL,
+  "handler" text NOT NULL, "last_error" text, "run_at" datetime, "locked_at" datetime,
+  "failed_at" datetime, "locked_by" varchar, "queue" varchar,
+  "created_at" datetime(6), "updated_at" datetime(6));
+CREATE INDEX IF NOT EXISTS "{table}_priority" ON "{table}" ("priority", "run_at");
+"""
+
+
+def format_time(value: datetime) -> str:
+    """Format a naive datetime as ActiveRecord writes it to SQLite (fraction only if any)."""
+    text = value.strftime("%Y-%m-%d %H:%M:%S")
+    return f"{text}.{value.microsecond:06d}" if value.microsecond else text
+
+
+class SqliteBackend(SqlBackend):
+    """One SQLite connection; each claim is one ``BEGIN IMMEDIATE`` writer transaction.
+
+    Args:
+        path: the database file (created if missing).
+        table: the delayed_jobs table name.
+        clock: naive UTC by default.
+        busy_timeout: seconds to wait for another writer's lock.
+
+    Note:
+        SQLite allows one writer at a time; the file is switched to WAL mode so that
+        readers and the single writer do not block each other. Times are stored as text
+        (``YYYY-MM-DD HH:MM:SS[.ffffff]``), as ActiveRecord stores them.
+    """
+
+    mark = "?"
+    quote = '"'
+
+    def __init__(
+        self, path: str | Path, *, table: str = "delayed_jobs", clock: Clock = utc_now,
+        busy_timeout: float = 30.0,
+    ) -> None:
+        super().__init__(table=table, clock=clock)
+        self.path = str(path)
+        try:
+            self._conn = sqlite3.connect(
+                self.path, isolation_level=None, timeout=busy_timeout, check_same_thread=False
+            )
+            self._conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.Error as exc:
+            msg = f"cannot open the SQLite database {self.path!r}: {exc}"
+            raise ConfigurationError(msg) from exc
+
+    def _select_expression(self, column: str) -> str:
+        # Raw bytes: a handler that is not valid UTF-8 must fail its job, not the reserve.
+        return f"CAST({column} AS BLOB)" if column in ("handler", "last_error") else column
+
+    def _stamp(self, value: datetime) -> object:
+        return format_time(value)
+
+    def _time(self, value: object) -> datetime | None:
+        if isinstance(value, str) and value:
+            try:
+                return datetime.fromisoformat(value)
+            except ValueError:
+                return None
+        return None
+
+    def _execute(self, sql: str, params: Sequence[object] = ()) -> int:
+        return self._conn.execute(sql, params).rowcount
+
+    def _query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        return self._conn.execute(sql, params).fetchall()
+
+    def _insert(self, sql: str, params: Sequence[object]) -> int:
+        cursor = self._conn.execute(sql, params)
+        return int(cursor.lastrowid or 0)
+
+    def _write(self, action: Callable[[], int]) -> int:
+        for attempt in range(20):
+            try:
+                return action()
+            except sqlite3.OperationalError as exc:  # "database is locked" past busy_timeout
+                if "locked" not in str(exc) or attempt == 19:
+                    msg = f"SQLite write failed: {exc}"
+                    raise BackendError(msg) from exc
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError  # pragma: no cover - the loop returns or raises
+
+    def reserve(self, request: ReserveRequest) -> Job | None:
+        """Find and lock the next eligible job in one writer transaction."""
+        select, params = self.ready_sql(request)
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._conn.execute(select, params).fetchone()
+                if row is None:
+                    self._conn.execute("COMMIT")
+                    return None
+                job = self.to_job(row)
+                lock, lock_params = self.lock_sql(request, job.id)
+                self._conn.execute(lock, lock_params)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            msg = f"SQLite reserve failed: {exc}"
+            raise BackendError(msg) from exc
+        locked_at = datetime.fromisoformat(format_time(request.now))
+        return locked(job, request.worker_name, locked_at)
+
+    def create_schema(self) -> None:
+        """Create the delayed_jobs table and index as delayed_job_active_record does."""
+        self._conn.executescript(SCHEMA.format(table=self.table))
+
+    def check_schema(self) -> None:
+        """Raise ConfigurationError naming the problem if the table is missing or incomplete."""
+        rows = self._conn.execute(f'PRAGMA table_info("{self.table}")').fetchall()
+        check_columns(self.table, {row[1] for row in rows}, "djmw schema --database sqlite:///...")
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
+

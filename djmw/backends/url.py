@@ -1,0 +1,94 @@
+"""Database URLs: ``mysql://``, ``mysql2://`` (Rails style), ``sqlite:///path``."""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import attrs
+
+from djmw.errors import ConfigurationError
+
+_MYSQL_SCHEMES = {"mysql", "mysql2", "mysql+pymysql", "mariadb", "trilogy"}
+_SQLITE_SCHEMES = {"sqlite", "sqlite3"}
+
+
+@attrs.frozen(kw_only=True)
+class DatabaseUrl:
+    """A parsed database URL. Its repr and ``redacted`` never show the password.
+
+    Forms: ``mysql://user:pass@host:3306/db`` (also ``mysql2://``, ``mariadb://``,
+    ``mysql+pymysql://``; ``?socket=/run/mysqld/mysqld.sock`` for a unix socket) and
+    ``sqlite:///relative.db``, ``sqlite:////absolute/path.db``, ``sqlite3:path.db``.
+    """
+
+    dialect: str
+    host: str | None = None
+    port: int | None = None
+    user: str | None = None
+    password: str | None = attrs.field(default=None, repr=False)
+    database: str | None = None
+    socket: str | None = None
+    path: str | None = None
+
+    @property
+    def redacted(self) -> str:
+        """The URL with the password replaced by ``***``, safe for logs and errors."""
+        if self.dialect == "sqlite":
+            return f"sqlite:///{self.path}"
+        auth = self.user or ""
+        if self.password:
+            auth += ":***"
+        host = f"{self.host or ''}:{self.port}" if self.port else (self.host or "")
+        return f"mysql://{auth}@{host}/{self.database or ''}"
+
+
+def parse_url(url: str | None) -> DatabaseUrl:
+    """Parse ``url`` (or ``$DATABASE_URL`` when None); ConfigurationError if it is bad."""
+    if url is None:
+        url = os.environ.get("DATABASE_URL")
+        if not url:
+            msg = "no database given: pass database=... or set DATABASE_URL."
+            raise ConfigurationError(msg)
+    scheme, _, rest = url.partition(":")
+    scheme = scheme.lower()
+    if scheme in _SQLITE_SCHEMES:
+        path = rest[3:] if rest.startswith("///") else rest.lstrip("/") if rest.startswith("//") else rest
+        if not path:
+            msg = "bad database URL: sqlite needs a file path, as in sqlite:///jobs.db."
+            raise ConfigurationError(msg)
+        return DatabaseUrl(dialect="sqlite", path=unquote(path))
+    if scheme in _MYSQL_SCHEMES:
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as exc:
+            msg = f"bad database URL {_safe(url)}: {exc}."
+            raise ConfigurationError(msg) from exc
+        query = parse_qs(parts.query)
+        database = unquote(parts.path.lstrip("/")) or None
+        return DatabaseUrl(
+            dialect="mysql",
+            host=parts.hostname,
+            port=port,
+            user=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            database=database,
+            socket=(query.get("socket") or query.get("unix_socket") or [None])[0],
+        )
+    msg = (
+        f"bad database URL {_safe(url)}: the scheme must be mysql://, mysql2://, mariadb:// "
+        "or sqlite:///."
+    )
+    raise ConfigurationError(msg)
+
+
+def _safe(url: str) -> str:
+    # Never echo a password back in an error message.
+    try:
+        parts = urlsplit(url)
+        if parts.password:
+            return url.replace(f":{parts.password}@", ":***@")
+    except ValueError:
+        return "'<unparseable URL>'"
+    return repr(url)

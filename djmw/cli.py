@@ -1,0 +1,115 @@
+"""The ``djmw`` command: ``work``, ``schema``, ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from types import FrameType
+
+from djmw.backends import open_backend
+from djmw.config import load_config, worker_from_mapping
+from djmw.errors import DjmwError
+
+LOG_FORMAT = "%(asctime)s: %(message)s"
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
+
+
+class _UtcFormatter(logging.Formatter):
+    converter = time.gmtime
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Log as delayed_job does: ``<%FT%T%z>: [Worker(<name>)] ...`` on standard output."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(_UtcFormatter(LOG_FORMAT, TIME_FORMAT))
+    root = logging.getLogger("djmw")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def _work(args: argparse.Namespace) -> int:
+    overrides = {
+        "database": args.database, "queues": args.queues, "min_priority": args.min_priority,
+        "max_priority": args.max_priority, "sleep_delay": args.sleep_delay, "name": args.name,
+        "exit_on_complete": True if args.exit_on_complete else None,
+        "max_run_time": args.max_run_time, "table": args.table,
+    }
+    if args.handlers:
+        overrides["handlers"] = args.handlers
+    worker = (
+        load_config(args.config, **overrides)
+        if args.config
+        else worker_from_mapping({}, **overrides)
+    )
+    worker.prepare()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        worker.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    worker.run()
+    return 0 if worker.status in ("stopped", "done") else 1
+
+
+def _schema(args: argparse.Namespace) -> int:
+    backend = open_backend(args.database, table=args.table)
+    backend.create_schema()
+    backend.check_schema()
+    backend.close()
+    print(f"table {args.table!r} is ready")  # noqa: T201 - command output
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from djmw.demo import run_demo  # noqa: PLC0415 - only the demo needs it
+
+    for line in run_demo(args.database):
+        print(line)  # noqa: T201 - command output
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """Return the command-line parser."""
+    top = argparse.ArgumentParser(prog="djmw", description="Run delayed_job jobs in Python.")
+    commands = top.add_subparsers(dest="command", required=True)
+
+    work = commands.add_parser("work", help="run a worker until stopped (TERM/INT)")
+    work.add_argument("--config", help="a TOML config file (see djmw.config)")
+    work.add_argument("--database", help="database URL (default $DATABASE_URL)")
+    work.add_argument("--handlers", help="dotted path of a djmw.Handlers, e.g. myapp.jobs:handlers")
+    work.add_argument("--queues", help="comma-separated queues (default: all)")
+    work.add_argument("--min-priority", type=int)
+    work.add_argument("--max-priority", type=int)
+    work.add_argument("--sleep-delay", type=float)
+    work.add_argument("--max-run-time", type=float)
+    work.add_argument("--name", help="worker name (default host:<host> pid:<pid>)")
+    work.add_argument("--table")
+    work.add_argument("--exit-on-complete", action="store_true")
+    work.set_defaults(run=_work)
+
+    schema = commands.add_parser("schema", help="create the delayed_jobs table")
+    schema.add_argument("--database", help="database URL (default $DATABASE_URL)")
+    schema.add_argument("--table", default="delayed_jobs")
+    schema.set_defaults(run=_schema)
+
+    demo = commands.add_parser("demo", help="run a worker over demo jobs in an SQLite file")
+    demo.add_argument("--database", default="sqlite:///demo.db")
+    demo.set_defaults(run=_demo)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``djmw`` command."""
+    args = parser().parse_args(argv)
+    configure_logging()
+    try:
+        return int(args.run(args))
+    except DjmwError as exc:
+        print(f"djmw: {exc}", file=sys.stderr)  # noqa: T201 - command output
+        return 2

@@ -1,0 +1,106 @@
+"""The README's first command: a worker over real delayed_job rows in an SQLite file.
+
+It creates the table exactly as delayed_job_active_record's migration does, inserts the
+YAML a Rails app writes (a Struct job, a plain-object job, a ``.delay`` call), runs a
+worker until nothing is left to run, and prints what happened to each row.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import tenacity
+
+from djmw import middleware as mw
+from djmw.backends.sqlite import SqliteBackend
+from djmw.errors import PermanentJobError
+from djmw.handlers import Handlers
+from djmw.job import Job
+from djmw.worker import Worker
+
+ROWS = [
+    ("NewsletterJob", "--- !ruby/struct:NewsletterJob\ntext: Hello\nemails:\n- a@example.com\n- b@example.com\n"),
+    ("PlainJob", "--- !ruby/object:PlainJob\na: 1\nb: two\nsym: :hello\n"),
+    ("User.cleanup", "--- !ruby/object:Delayed::PerformableMethod\nobject: !ruby/class 'User'\nmethod_name: :cleanup\nargs:\n- 30\n"),
+    ("FlakyJob", "--- !ruby/struct:FlakyJob\nname: flaky\n"),
+    ("BrokenJob", "--- !ruby/struct:BrokenJob\nreason: bad input\n"),
+    ("(bad YAML)", "--- !ruby/struct:Oops\n  : [unclosed\n"),
+]
+
+
+def demo_handlers(log: list[str]) -> Handlers:
+    """Handlers for the demo rows: most succeed, one fails once, one fails for good."""
+    handlers = Handlers()
+    tries: dict[int, int] = {}
+
+    @handlers.register("NewsletterJob")
+    def newsletter(job: Job) -> None:
+        log.append(f"NewsletterJob sent {job.payload!r}")
+
+    @handlers.register("PlainJob")
+    def plain(job: Job) -> None:
+        log.append(f"PlainJob ran with {job.payload!r}")
+
+    @handlers.register("User.cleanup")
+    def cleanup(job: Job) -> None:
+        log.append(f"User.cleanup called with {job.payload!r}")
+
+    @handlers.register("FlakyJob")
+    def flaky(job: Job) -> None:
+        tries[job.id] = tries.get(job.id, 0) + 1
+        if tries[job.id] == 1:
+            msg = "the mail server timed out (first try only)"
+            raise ConnectionError(msg)
+        log.append("FlakyJob succeeded on its second try")
+
+    @handlers.register("BrokenJob")
+    def broken(job: Job) -> None:
+        msg = "the input is invalid; retrying cannot help"
+        raise PermanentJobError(msg)
+
+    return handlers
+
+
+def run_demo(database: str, *, out: list[str] | None = None) -> list[str]:
+    """Create and fill the SQLite file, run a worker until done; return the report lines."""
+    path = database.removeprefix("sqlite:///")
+    Path(path).unlink(missing_ok=True)
+    backend = SqliteBackend(path)
+    backend.create_schema()
+    names = {backend.enqueue(handler): label for label, handler in ROWS}
+    backend.close()
+
+    log: list[str] = out if out is not None else []
+    handlers = demo_handlers(log)
+    chain = mw.default_middlewares(handlers)
+    # Retry after one second instead of delayed_job's 6 s, so the demo ends quickly.
+    chain[4] = mw.ScheduleRetry(backoff=tenacity.wait_fixed(1))
+    worker = Worker(database=database, handlers=handlers, middlewares=chain, sleep_delay=0.2)
+    worker.start()
+    deadline = time.monotonic() + 30
+    watcher = SqliteBackend(path)
+    while time.monotonic() < deadline:
+        pending = [j for j in watcher.jobs() if j.failed_at is None]
+        if not pending:
+            break
+        time.sleep(0.2)
+    worker.stop()
+    worker.join()
+
+    report = ["", "What happened:"]
+    remaining = {job.id: job for job in watcher.jobs()}
+    for job_id, label in names.items():
+        row = remaining.get(job_id)
+        if row is None:
+            report.append(f"  job {job_id} {label}: succeeded, row deleted")
+        else:
+            reason = (row.last_error or "").splitlines()[0]
+            report.append(
+                f"  job {job_id} {label}: failed after {row.attempts} attempt(s), row kept "
+                f"with failed_at; last_error: {reason}"
+            )
+    watcher.close()
+    report.append("")
+    report.extend(f"  handler output: {line}" for line in log)
+    return report

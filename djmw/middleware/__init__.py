@@ -1,0 +1,61 @@
+"""The built-in middlewares and the default chain.
+
+Default chain, outermost first::
+
+    DecodeYAML      handler YAML -> job.name, job.payload          (payload_object)
+    RunHooks        config(job) overrides; failure(job) hooks       (payload hooks)
+    LogOutcome      RUNNING / COMPLETED after / FAILED lines        (job_say)
+    MarkFailed      permanent error or retries used up -> Failed    (failed, fail!)
+    ScheduleRetry   failed attempt -> Rescheduled at now + backoff  (reschedule)
+    CountAttempts   attempts + 1 on failure only                    (attempts += 1)
+    EnforceTimeout  max_run_time -> retryable JobTimeout            (Timeout.timeout)
+    perform         the function registered for job.name
+"""
+
+from __future__ import annotations
+
+from djmw.chain import Middleware
+from djmw.handlers import Handlers
+from djmw.middleware.attempts import CountAttempts
+from djmw.middleware.decode import DecodeYAML
+from djmw.middleware.failure import MarkFailed
+from djmw.middleware.hooks import RunHooks
+from djmw.middleware.log import LogOutcome
+from djmw.middleware.retry import (
+    Backoff,
+    ScheduleRetry,
+    delayed_job_backoff,
+    tenacity_backoff,
+)
+from djmw.middleware.timeout import EnforceTimeout
+
+
+def default_middlewares(handlers: Handlers) -> list[Middleware]:
+    """Return a new list holding the default chain for ``handlers``, outermost first.
+
+    Extend it with a list literal: ``[my_middleware, *default_middlewares(handlers)]``.
+    """
+    return [
+        DecodeYAML(),
+        RunHooks(handlers=handlers),
+        LogOutcome(),
+        MarkFailed(),
+        ScheduleRetry(),
+        CountAttempts(),
+        EnforceTimeout(),
+    ]
+
+
+__all__ = [
+    "Backoff",
+    "CountAttempts",
+    "DecodeYAML",
+    "EnforceTimeout",
+    "LogOutcome",
+    "MarkFailed",
+    "RunHooks",
+    "ScheduleRetry",
+    "default_middlewares",
+    "delayed_job_backoff",
+    "tenacity_backoff",
+]

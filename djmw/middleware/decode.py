@@ -1,0 +1,60 @@
+"""DecodeYAML: turn the ``handler`` YAML into the job's name and typed payload."""
+
+from __future__ import annotations
+
+import re
+
+import attrs
+
+from djmw.chain import CallNext
+from djmw.errors import PayloadDecodeError
+from djmw.job import Job
+from djmw.outcome import Outcome
+from djmw.payload import DecodeLimits, decode_handler
+
+_TAG_NAME = re.compile(rb"!ruby/\w+:([A-Za-z_][\w:]*)")
+
+
+def fallback_name(handler: str | bytes | None) -> str:
+    """Name an undecodable job as delayed_job does: the first ``!ruby/<word>:<Name>`` tag.
+
+    delayed_job crashes when there is no such tag; djmw falls back to ``<unknown job>``.
+    """
+    if handler is None:
+        return "<unknown job>"
+    raw = handler.encode("utf-8", "replace") if isinstance(handler, str) else handler
+    match = _TAG_NAME.search(raw[:65536])
+    return match.group(1).decode("ascii") if match else "<unknown job>"
+
+
+@attrs.frozen(kw_only=True)
+class DecodeYAML:
+    """Parse the handler with djmw's safe Ruby-YAML loader; set ``job.name`` and ``job.payload``.
+
+    Where: first (outermost) in the default chain, so that every later layer, logging
+    included, sees the job's name and payload.
+
+    An undecodable handler does not stop the chain here: the job goes inward with
+    ``load_error`` set and a fallback name, and the error is raised where the perform
+    function would run. Logging and MarkFailed then treat it as delayed_job treats a
+    DeserializationError: failed at once, attempts unchanged, ``last_error`` beginning
+    ``Job failed to load:``.
+
+    Args:
+        limits: size, depth, node and alias limits for hostile handlers.
+
+    Note:
+        Nothing from a row ever builds an arbitrary Python object: unknown Ruby classes
+        become inspectable values (``djmw.values.RubyObject``), unknown YAML tags fail.
+    """
+
+    limits: DecodeLimits = attrs.field(factory=DecodeLimits)
+
+    def __call__(self, job: Job, call_next: CallNext, /) -> Outcome:
+        """Decode the handler, then run the rest of the chain."""
+        try:
+            decoded = decode_handler(job.handler, limits=self.limits)
+        except PayloadDecodeError as exc:
+            exc.job_id = job.id
+            return call_next(attrs.evolve(job, name=fallback_name(job.handler), load_error=exc))
+        return call_next(attrs.evolve(job, name=decoded.name, payload=decoded.payload))

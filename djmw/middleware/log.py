@@ -1,0 +1,88 @@
+"""LogOutcome: delayed_job's log lines for each job, through the standard logging module."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import attrs
+
+from djmw.chain import CallNext
+from djmw.errors import PayloadDecodeError
+from djmw.job import Job
+from djmw.outcome import Failed, Outcome, Rescheduled, Succeeded, error_class_name
+
+#: The logger djmw writes job and worker lines to.
+LOGGER_NAME = "djmw"
+
+
+def job_prefix(job: Job) -> str:
+    """Return ``[Worker(<name>)] Job <name> (id=<id>)[ (queue=<q>)]`` as delayed_job's job_say."""
+    queue = f" (queue={job.queue})" if job.queue is not None else ""
+    return f"[Worker({job.locked_by})] Job {job.display_name} (id={job.id}){queue}"
+
+
+def _one_line(error: BaseException) -> str:
+    return f"{error_class_name(error)}: {error}"
+
+
+@attrs.frozen(kw_only=True)
+class LogOutcome:
+    """Log RUNNING, ``COMPLETED after <s>``, and the FAILED lines, in delayed_job's words.
+
+    Where: outside MarkFailed, ScheduleRetry and CountAttempts, so it sees the final
+    Outcome; inside DecodeYAML, so it knows the job's name.
+
+    Lines (after ``[Worker(<name>)] Job <name> (id=<id>)[ (queue=<q>)] ``):
+    ``RUNNING`` and ``COMPLETED after %.4f`` (info); ``FAILED (<n> prior attempts) with
+    <Class>: <message>``, ``FAILED permanently because of <n> consecutive failures``, and
+    for undecodable handlers ``FAILED permanently with Delayed::DeserializationError:
+    <message>`` (error). Each record carries ``job_id``, ``job_name``, ``queue`` and
+    ``worker`` as extra attributes for structured handlers.
+
+    Args:
+        logger: where to log; default the ``djmw`` logger.
+
+    Note:
+        The timestamp prefix delayed_job writes is the formatter's job; ``djmw.cli`` sets
+        ``%(asctime)s: %(message)s`` with delayed_job's ``%FT%T%z`` time format.
+    """
+
+    logger: logging.Logger = attrs.field(factory=lambda: logging.getLogger(LOGGER_NAME))
+
+    def __call__(self, job: Job, call_next: CallNext, /) -> Outcome:
+        """Log around the inner chain."""
+        extra = {"job_id": job.id, "job_name": job.name, "queue": job.queue, "worker": job.locked_by}
+        prefix = job_prefix(job)
+        self.logger.info("%s RUNNING", prefix, extra=extra)
+        started = time.monotonic()
+        outcome = call_next(job)
+        match outcome:
+            case Succeeded():
+                elapsed = time.monotonic() - started
+                self.logger.info("%s COMPLETED after %.4f", prefix, elapsed, extra=extra)
+            case Rescheduled(error=error):
+                self.logger.error(
+                    "%s FAILED (%d prior attempts) with %s", prefix, job.attempts,
+                    _one_line(error), extra=extra,
+                )
+            case Failed(error=PayloadDecodeError() as error):
+                self.logger.error(
+                    "%s FAILED permanently with Delayed::DeserializationError: %s", prefix,
+                    error, extra=extra,
+                )
+            case Failed(error=error, attempts=attempts, exhausted=exhausted):
+                self.logger.error(
+                    "%s FAILED (%d prior attempts) with %s", prefix, job.attempts,
+                    _one_line(error), extra=extra,
+                )
+                if exhausted:
+                    self.logger.error(
+                        "%s FAILED permanently because of %d consecutive failures", prefix,
+                        attempts, extra=extra,
+                    )
+                else:
+                    self.logger.error(
+                        "%s FAILED permanently with %s", prefix, _one_line(error), extra=extra
+                    )
+        return outcome

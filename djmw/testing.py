@@ -1,0 +1,166 @@
+"""Test doubles for users' own tests: an in-memory backend and call_next fakes.
+
+``InMemoryBackend`` implements the Backend protocol with delayed_job's reserve predicate
+and outcome writes, over a list of Jobs in memory; pass ``backend=lambda: backend`` to a
+Worker. ``make_job`` builds a Job from handler YAML. ``returning`` and ``raising`` are
+``call_next`` fakes for unit-testing a middleware by calling it directly.
+
+Limits: one process; the lock is a plain attribute, so it models one worker's view, not
+concurrent workers (use a real database for that).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import attrs
+
+from djmw._clock import Clock, utc_now
+from djmw.backends._sql import ReserveRequest, truncate_utf8
+from djmw.chain import CallNext
+from djmw.job import Job
+from djmw.outcome import Failed, Outcome, Rescheduled, Succeeded, error_text
+
+
+def make_job(handler: str | bytes | None = "--- !ruby/struct:TestJob {}\n", **columns: object) -> Job:
+    """Return a Job for ``handler`` with delayed_job's defaults for the other columns."""
+    columns.setdefault("id", 1)
+    return Job(handler=handler, **columns)  # type: ignore[arg-type]
+
+
+def returning(outcome: Outcome | None = None) -> CallNext:
+    """Return a call_next fake that returns ``outcome`` (default Succeeded())."""
+    result = outcome if outcome is not None else Succeeded()
+
+    def call_next(job: Job) -> Outcome:
+        return result
+
+    return call_next
+
+
+def raising(error: BaseException) -> CallNext:
+    """Return a call_next fake that raises ``error``."""
+
+    def call_next(job: Job) -> Outcome:
+        raise error
+
+    return call_next
+
+
+class ManualClock:
+    """A clock tests move by hand: ``clock()`` returns the time, ``advance`` moves it."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.time = start or datetime(2026, 1, 1, 12, 0, 0)  # noqa: DTZ001 - naive UTC by design
+
+    def __call__(self) -> datetime:
+        return self.time
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward by ``seconds``."""
+        self.time += timedelta(seconds=seconds)
+
+
+@attrs.define(kw_only=True)
+class InMemoryBackend:
+    """A Backend over a list of rows in memory, with delayed_job's semantics.
+
+    Reserve applies the eligibility predicate, queue and priority filters and the
+    ``priority, run_at`` order; ``apply`` deletes on success, reschedules, or marks failed
+    (lock columns kept) exactly as the SQL backends do.
+    """
+
+    clock: Clock = utc_now
+    rows: dict[int, Job] = attrs.field(factory=dict)
+    last_error_limit: int | None = None
+    _ids: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1))
+    _lock: threading.Lock = attrs.field(factory=threading.Lock)
+
+    def enqueue(
+        self, handler: str, *, priority: int = 0, run_at: datetime | None = None,
+        queue: str | None = None,
+    ) -> int:
+        """Insert a row; return its id."""
+        now = self.clock()
+        job_id = next(self._ids)
+        self.rows[job_id] = Job(
+            id=job_id, handler=handler, priority=priority, run_at=run_at or now, queue=queue,
+            created_at=now, updated_at=now,
+        )
+        return job_id
+
+    def _eligible(self, job: Job, request: ReserveRequest) -> bool:
+        if job.failed_at is not None:
+            return False
+        ready = job.run_at is not None and job.run_at <= request.now and (
+            job.locked_at is None or job.locked_at < request.expired_before
+        )
+        if not (ready or job.locked_by == request.worker_name):
+            return False
+        if request.min_priority is not None and (job.priority is None or job.priority < request.min_priority):
+            return False
+        if request.max_priority is not None and (job.priority is None or job.priority > request.max_priority):
+            return False
+        return request.queues is None or job.queue in request.queues
+
+    def reserve(self, request: ReserveRequest) -> Job | None:
+        """Lock and return the next eligible job."""
+        with self._lock:
+            candidates = [j for j in self.rows.values() if self._eligible(j, request)]
+            if not candidates:
+                return None
+            job = min(candidates, key=lambda j: (j.priority or 0, j.run_at or datetime.min))
+            job = attrs.evolve(job, locked_at=request.now, locked_by=request.worker_name, clock=self.clock)
+            self.rows[job.id] = job
+            return job
+
+    def apply(self, job: Job, outcome: Outcome) -> bool:
+        """Write ``outcome`` as the SQL backends do; False if the lock was lost."""
+        with self._lock:
+            row = self.rows.get(job.id)
+            if row is None or row.locked_by != job.locked_by:
+                return False
+            now = self.clock()
+            match outcome:
+                case Succeeded() | Failed(delete=True):
+                    del self.rows[job.id]
+                case Rescheduled(run_at=run_at, attempts=attempts, error=error):
+                    self.rows[job.id] = attrs.evolve(
+                        row, attempts=attempts, last_error=self._text(error), run_at=run_at,
+                        locked_at=None, locked_by=None, updated_at=now,
+                    )
+                case Failed(attempts=attempts, error=error):
+                    self.rows[job.id] = attrs.evolve(
+                        row, attempts=attempts, last_error=self._text(error), failed_at=now,
+                        updated_at=now,
+                    )
+            return True
+
+    def _text(self, error: BaseException) -> str:
+        text = error_text(error)
+        return truncate_utf8(text, self.last_error_limit) if self.last_error_limit else text
+
+    def unlock(self, job: Job) -> None:
+        """Release the lock without charging an attempt."""
+        with self._lock:
+            row = self.rows.get(job.id)
+            if row is not None and row.locked_by == job.locked_by:
+                self.rows[job.id] = attrs.evolve(row, locked_at=None, locked_by=None)
+
+    def clear_locks(self, worker_name: str) -> int:
+        """Release every unfailed lock held by ``worker_name``."""
+        with self._lock:
+            mine = [j for j in self.rows.values() if j.locked_by == worker_name and j.failed_at is None]
+            for job in mine:
+                self.rows[job.id] = attrs.evolve(job, locked_at=None, locked_by=None)
+            return len(mine)
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+    def factory(self) -> Callable[[], InMemoryBackend]:
+        """Return ``lambda: self``, for ``Worker(backend=...)``."""
+        return lambda: self

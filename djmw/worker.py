@@ -1,0 +1,375 @@
+"""Worker: delayed_job's loop. Reserve a job, run the chain, apply the outcome, repeat."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+import attrs
+
+from djmw._clock import Clock, local_now, utc_now
+from djmw.backends import Backend, ReserveRequest, open_backend
+from djmw.chain import CallNext, Middleware, compose
+from djmw.errors import BackendError, ConfigurationError, DjmwError
+from djmw.handlers import Handlers
+from djmw.middleware import default_middlewares
+from djmw.middleware.log import LOGGER_NAME, job_prefix
+from djmw.outcome import Succeeded, error_text
+
+Status = Literal["new", "running", "sleeping", "stopped", "crashed", "done"]
+BackendFactory = Callable[[], Backend]
+
+
+def default_worker_name(prefix: str = "") -> str:
+    """Return delayed_job's default worker name: ``<prefix>host:<hostname> pid:<pid>``."""
+    try:
+        return f"{prefix}host:{socket.gethostname()} pid:{os.getpid()}"
+    except OSError:  # pragma: no cover - delayed_job's fallback when the lookup fails
+        return f"{prefix}pid:{os.getpid()}"
+
+
+class ReserveErrorsExceeded(BackendError):
+    """Too many consecutive reserve errors (delayed_job's FatalBackendError)."""
+
+
+def _optional_int(name: str) -> Callable[[object, object, object], None]:
+    def check(instance: object, attribute: object, value: object) -> None:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            msg = f"Worker: {name} must be an integer or None, got {value!r}."
+            raise ConfigurationError(msg)
+
+    return check
+
+
+def _positive_number(name: str) -> Callable[[object, object, object], None]:
+    def check(instance: object, attribute: object, value: object) -> None:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            msg = f"Worker: {name} must be a positive number, got {value!r}."
+            raise ConfigurationError(msg)
+
+    return check
+
+
+def _queues(value: object) -> tuple[str | None, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [q.strip() for q in value.split(",") if q.strip()]
+    if not isinstance(value, list | tuple | set | frozenset) or not all(
+        q is None or isinstance(q, str) for q in value
+    ):
+        msg = f"Worker: queues must be a list of queue names (None = the NULL queue), got {value!r}."
+        raise ConfigurationError(msg)
+    return tuple(value) or None
+
+
+def _middlewares(value: object) -> tuple[Middleware, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple):
+        msg = f"Worker: middlewares must be a list, got {type(value).__name__}."
+        raise ConfigurationError(msg)
+    for index, middleware in enumerate(value):
+        if not callable(middleware):
+            msg = (
+                f"Worker: middlewares[{index}] = {middleware!r} is not callable; a middleware "
+                "is a function or object called as (job, call_next) -> Outcome."
+            )
+            raise ConfigurationError(msg)
+    return tuple(value)
+
+
+@attrs.define(kw_only=True, eq=False)
+class Worker:
+    """A delayed_job worker whose job execution is a chain of middlewares.
+
+    ``start()`` runs the loop in a background thread and returns at once;
+    ``work_off(n)`` runs up to n ready jobs in the calling thread; ``run()`` runs the
+    loop in the calling thread (the CLI uses it).
+
+    Args:
+        database: a URL (``mysql://``, ``mysql2://``, ``sqlite:///path``); None reads
+            ``DATABASE_URL``. Ignored when ``backend`` is given.
+        handlers: the perform functions, by job name.
+        middlewares: the chain, first = outermost; None = ``default_middlewares(handlers)``.
+        queues: work only these queues (None = all, NULL included; a None entry = NULL).
+        min_priority / max_priority: inclusive bounds; 0 is an active bound.
+        name: the worker name stored in ``locked_by``; default ``host:<h> pid:<p>``.
+            Must be unique among running workers.
+        table: the delayed_jobs table name (ActiveRecord's prefix included).
+        max_run_time: seconds (default 4 h): the job time limit and the lock expiry.
+        sleep_delay: seconds to sleep after an empty batch (default 5).
+        batch_size: jobs per batch before the rate line (default 100).
+        exit_on_complete: leave the loop when a batch finds nothing (status ``done``).
+        max_reserve_errors: consecutive reserve errors before giving up (default 10).
+        on_reserve_errors: ``stop`` (status ``crashed``) or ``raise`` (ReserveErrorsExceeded).
+        timezone: ``utc`` (default) or ``local``, as ActiveRecord's default_timezone.
+        clock: overrides the clock that ``timezone`` picks (for tests).
+        backend: a backend factory (callable returning a Backend) instead of ``database``.
+        backend_options: extra options for the backend (e.g. ``reserve_sql``).
+        logger: where worker lines go; default the ``djmw`` logger.
+    """
+
+    database: str | None = None
+    handlers: Handlers = attrs.field(factory=Handlers)
+    middlewares: tuple[Middleware, ...] | None = attrs.field(default=None, converter=_middlewares)
+    queues: tuple[str | None, ...] | None = attrs.field(default=None, converter=_queues)
+    min_priority: int | None = attrs.field(default=None, validator=_optional_int("min_priority"))
+    max_priority: int | None = attrs.field(default=None, validator=_optional_int("max_priority"))
+    name: str | None = None
+    table: str = "delayed_jobs"
+    max_run_time: float = attrs.field(default=4 * 3600.0, validator=_positive_number("max_run_time"))
+    sleep_delay: float = attrs.field(default=5.0, validator=_positive_number("sleep_delay"))
+    batch_size: int = attrs.field(default=100, validator=_positive_number("batch_size"))
+    exit_on_complete: bool = False
+    max_reserve_errors: int = attrs.field(default=10, validator=_positive_number("max_reserve_errors"))
+    on_reserve_errors: Literal["stop", "raise"] = "stop"
+    timezone: Literal["utc", "local"] = "utc"
+    clock: Clock | None = None
+    backend: BackendFactory | None = None
+    backend_options: dict[str, Any] = attrs.field(factory=dict)
+    logger: logging.Logger = attrs.field(factory=lambda: logging.getLogger(LOGGER_NAME))
+
+    _status: Status = attrs.field(default="new", init=False)
+    _stop: threading.Event = attrs.field(factory=threading.Event, init=False)
+    _thread: threading.Thread | None = attrs.field(default=None, init=False)
+    _chain: CallNext | None = attrs.field(default=None, init=False)
+    _db: Backend | None = attrs.field(default=None, init=False)
+    _reserve_errors: int = attrs.field(default=0, init=False)
+    error: BaseException | None = attrs.field(default=None, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.handlers, Handlers):
+            msg = f"Worker: handlers must be a djmw.Handlers, got {type(self.handlers).__name__}."
+            raise ConfigurationError(msg)
+        if self.on_reserve_errors not in ("stop", "raise"):
+            msg = f"Worker: on_reserve_errors must be 'stop' or 'raise', got {self.on_reserve_errors!r}."
+            raise ConfigurationError(msg)
+        if self.timezone not in ("utc", "local"):
+            msg = f"Worker: timezone must be 'utc' or 'local', got {self.timezone!r}."
+            raise ConfigurationError(msg)
+        if self.name is None:
+            self.name = default_worker_name()
+        if len(self.name.encode()) > 255:
+            msg = f"Worker: name must fit locked_by (255 bytes), got {len(self.name)} characters."
+            raise ConfigurationError(msg)
+
+    # -- public API ---------------------------------------------------------------------
+    @property
+    def status(self) -> Status:
+        """``new``, ``running``, ``sleeping``, ``stopped``, ``crashed`` or ``done``."""
+        return self._status
+
+    @property
+    def worker_name(self) -> str:
+        """The name this worker writes into ``locked_by``."""
+        return self.name or default_worker_name()
+
+    @property
+    def now(self) -> Clock:
+        """The one clock every timestamp comes from."""
+        if self.clock is not None:
+            return self.clock
+        return local_now if self.timezone == "local" else utc_now
+
+    def prepare(self) -> None:
+        """Connect, check the table and compose the chain; raises on bad configuration.
+
+        Called by ``start``, ``run`` and ``work_off``; calling it again does nothing.
+        """
+        if self._chain is not None:
+            return
+        middlewares = (
+            list(self.middlewares)
+            if self.middlewares is not None
+            else default_middlewares(self.handlers)
+        )
+        self._chain = compose(middlewares, self.handlers)
+        if self.backend is not None:
+            self._db = self.backend()
+        else:
+            self._db = open_backend(
+                self.database, table=self.table, clock=self.now, **self.backend_options
+            )
+        check = getattr(self._db, "check_schema", None)
+        if callable(check):
+            try:
+                check()
+            except BaseException:
+                self._db.close()
+                raise
+
+    def start(self) -> Worker:
+        """Prepare, then run the loop in a background thread; returns at once."""
+        if self._thread is not None:
+            msg = "Worker: start() was already called; make a new Worker to run again."
+            raise ConfigurationError(msg)
+        self.prepare()
+        self._status = "running"
+        self._thread = threading.Thread(target=self._run_quietly, name=f"djmw {self.worker_name}")
+        self._thread.daemon = True
+        self._thread.start()
+        return self
+
+    def run(self) -> None:
+        """Run the loop in this thread until stopped or (with exit_on_complete) done."""
+        self.prepare()
+        self._status = "running"
+        self._loop()
+
+    def stop(self) -> None:
+        """Ask the loop to stop after the current job; wakes it from its idle sleep."""
+        if not self._stop.is_set():
+            self.logger.info("[Worker(%s)] Exiting...", self.worker_name)
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        """True once stop() was called."""
+        return self._stop.is_set()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the background thread started by ``start()``."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def work_off(self, num: int = 100) -> tuple[int, int]:
+        """Run up to ``num`` ready jobs in this thread; return ``(succeeded, failed)``."""
+        self.prepare()
+        return self._batch(num)
+
+    def close(self) -> None:
+        """Clear this worker's locks and close its connection (after work_off)."""
+        if self._db is not None:
+            self._clear_locks()
+            self._db.close()
+            self._db = None
+            self._chain = None
+
+    # -- the loop -----------------------------------------------------------------------
+    def _run_quietly(self) -> None:
+        try:
+            self._loop()
+        except Exception as exc:  # recorded in .error and status; the thread must not print
+            self.error = exc
+
+    def _loop(self) -> None:
+        self.logger.info("[Worker(%s)] Starting job worker", self.worker_name)
+        self._clear_locks()
+        try:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                succeeded, failed = self._batch(self.batch_size)
+                count = succeeded + failed
+                if count:
+                    rate = count / max(time.monotonic() - started, 1e-9)
+                    self.logger.info(
+                        "[Worker(%s)] %d jobs processed at %.4f j/s, %d failed",
+                        self.worker_name, count, rate, failed,
+                    )
+                    continue
+                if self.exit_on_complete:
+                    self.logger.info("[Worker(%s)] No more jobs available. Exiting", self.worker_name)
+                    self._status = "done"
+                    return
+                self._status = "sleeping"
+                self._stop.wait(self.sleep_delay)
+                if self._status == "sleeping":
+                    self._status = "running"
+            self._status = "stopped"
+        except ReserveErrorsExceeded as exc:
+            self._status = "crashed"
+            self.error = exc
+            if self.on_reserve_errors == "raise":
+                raise
+        except BaseException as exc:
+            self._status = "crashed"
+            self.error = exc
+            raise
+        finally:
+            self._clear_locks()
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    def _clear_locks(self) -> None:
+        if self._db is None:
+            return
+        try:
+            self._db.clear_locks(self.worker_name)
+        except DjmwError as exc:
+            self.logger.error("[Worker(%s)] Could not clear locks: %s", self.worker_name, exc)
+
+    def _request(self) -> ReserveRequest:
+        return ReserveRequest(
+            worker_name=self.worker_name, now=self.now(), max_run_time=self.max_run_time,
+            queues=self.queues, min_priority=self.min_priority, max_priority=self.max_priority,
+        )
+
+    def _reserve(self) -> Any:
+        assert self._db is not None  # noqa: S101 - prepare() ran; a programming error otherwise
+        try:
+            job = self._db.reserve(self._request())
+        except (BackendError, OSError) as exc:
+            self._reserve_errors += 1
+            self.logger.info("[Worker(%s)] Error while reserving job: %s", self.worker_name, exc)
+            if self._reserve_errors >= self.max_reserve_errors:
+                msg = (
+                    f"{self._reserve_errors} consecutive reserve errors; the last was: {exc}. "
+                    "Check the database, then restart the worker."
+                )
+                raise ReserveErrorsExceeded(msg) from exc
+            return None
+        self._reserve_errors = 0
+        return job
+
+    def _batch(self, num: int) -> tuple[int, int]:
+        succeeded = failed = 0
+        for _ in range(num):
+            if self._stop.is_set():
+                break
+            job = self._reserve()
+            if job is None:
+                break
+            if self._run_one(job):
+                succeeded += 1
+            else:
+                failed += 1
+        return succeeded, failed
+
+    def _run_one(self, job: Any) -> bool:
+        assert self._db is not None and self._chain is not None  # noqa: S101 - see prepare()
+        job = attrs.evolve(job, worker_max_run_time=self.max_run_time, clock=self.now)
+        try:
+            outcome = self._chain(job)
+        except Exception as exc:
+            # Escaped the whole chain: a bug or an infrastructure error, not the job's fault.
+            self.logger.error(
+                "%s escaped the middleware chain with %s: %s; unlocking it, attempts unchanged\n%s",
+                job_prefix(job), type(exc).__name__, exc, error_text(exc),
+            )
+            self._db.unlock(job)
+            return False
+        try:
+            self._db.apply(job, outcome)
+        except DjmwError as exc:
+            self.logger.error(
+                "%s outcome could not be recorded: %s; the row stays locked by this worker "
+                "and runs again when this worker (or its successor of the same name) reserves.",
+                job_prefix(job), exc,
+            )
+            return False
+        return isinstance(outcome, Succeeded)
+
+
+def run_workers(workers: Sequence[Worker]) -> None:
+    """Start several workers (threads) and wait for all of them."""
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
