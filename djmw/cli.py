@@ -19,7 +19,8 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
 
 
 class _UtcFormatter(logging.Formatter):
-    converter = time.gmtime
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return time.strftime(datefmt or TIME_FORMAT, time.gmtime(record.created))
 
 
 def configure_logging(level: int = logging.INFO) -> None:
@@ -34,10 +35,15 @@ def configure_logging(level: int = logging.INFO) -> None:
 
 def _work(args: argparse.Namespace) -> int:
     overrides = {
-        "database": args.database, "queues": args.queues, "min_priority": args.min_priority,
-        "max_priority": args.max_priority, "sleep_delay": args.sleep_delay, "name": args.name,
+        "database": args.database,
+        "queues": args.queues,
+        "min_priority": args.min_priority,
+        "max_priority": args.max_priority,
+        "sleep_delay": args.sleep_delay,
+        "name": args.name,
         "exit_on_complete": True if args.exit_on_complete else None,
-        "max_run_time": args.max_run_time, "table": args.table,
+        "max_run_time": args.max_run_time,
+        "table": args.table,
     }
     if args.handlers:
         overrides["handlers"] = args.handlers
@@ -62,7 +68,7 @@ def _schema(args: argparse.Namespace) -> int:
     backend.create_schema()
     backend.check_schema()
     backend.close()
-    print(f"table {args.table!r} is ready")  # noqa: T201 - command output
+    print(f"table {args.table!r} is ready")
     return 0
 
 
@@ -70,7 +76,7 @@ def _demo(args: argparse.Namespace) -> int:
     from djmw.demo import run_demo  # noqa: PLC0415 - only the demo needs it
 
     for line in run_demo(args.database):
-        print(line)  # noqa: T201 - command output
+        print(line)
     return 0
 
 
@@ -111,5 +117,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except DjmwError as exc:
-        print(f"djmw: {exc}", file=sys.stderr)  # noqa: T201 - command output
+        print(f"djmw: {exc}", file=sys.stderr)
         return 2

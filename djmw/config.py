@@ -55,7 +55,11 @@ BUILTINS: dict[str, Any] = {
 }
 
 _WORKER_KEYS = {field.name for field in attrs.fields(Worker) if field.init} - {
-    "middlewares", "handlers", "backend", "clock", "logger",
+    "middlewares",
+    "handlers",
+    "backend",
+    "clock",
+    "logger",
 }
 
 

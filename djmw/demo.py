@@ -20,9 +20,15 @@ from djmw.job import Job
 from djmw.worker import Worker
 
 ROWS = [
-    ("NewsletterJob", "--- !ruby/struct:NewsletterJob\ntext: Hello\nemails:\n- a@example.com\n- b@example.com\n"),
+    (
+        "NewsletterJob",
+        "--- !ruby/struct:NewsletterJob\ntext: Hello\nemails:\n- a@example.com\n- b@example.com\n",
+    ),
     ("PlainJob", "--- !ruby/object:PlainJob\na: 1\nb: two\nsym: :hello\n"),
-    ("User.cleanup", "--- !ruby/object:Delayed::PerformableMethod\nobject: !ruby/class 'User'\nmethod_name: :cleanup\nargs:\n- 30\n"),
+    (
+        "User.cleanup",
+        "--- !ruby/object:Delayed::PerformableMethod\nobject: !ruby/class 'User'\nmethod_name: :cleanup\nargs:\n- 30\n",
+    ),
     ("FlakyJob", "--- !ruby/struct:FlakyJob\nname: flaky\n"),
     ("BrokenJob", "--- !ruby/struct:BrokenJob\nreason: bad input\n"),
     ("(bad YAML)", "--- !ruby/struct:Oops\n  : [unclosed\n"),

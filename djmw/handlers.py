@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterator, Mapping
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from djmw.errors import ConfigurationError, PayloadDecodeError, UnknownJobError
 from djmw.job import Job
@@ -146,8 +146,8 @@ def _perform_of(target: object) -> Callable[[Job], object]:
     for name in _PERFORM_NAMES:
         method = getattr(target, name, None)
         if callable(method):
-            return method  # type: ignore[no-any-return]
+            return cast("Callable[[Job], object]", method)
     if callable(target):
-        return target  # type: ignore[return-value]
+        return cast("Callable[[Job], object]", target)
     msg = f"{target!r} has no perform(job) method"  # pragma: no cover - checked by add()
     raise ConfigurationError(msg)

@@ -25,7 +25,9 @@ from djmw.job import Job
 from djmw.outcome import Failed, Outcome, Rescheduled, Succeeded, error_text
 
 
-def make_job(handler: str | bytes | None = "--- !ruby/struct:TestJob {}\n", **columns: object) -> Job:
+def make_job(
+    handler: str | bytes | None = "--- !ruby/struct:TestJob {}\n", **columns: object
+) -> Job:
     """Return a Job for ``handler`` with delayed_job's defaults for the other columns."""
     columns.setdefault("id", 1)
     return Job(handler=handler, **columns)  # type: ignore[arg-type]
@@ -54,7 +56,7 @@ class ManualClock:
     """A clock tests move by hand: ``clock()`` returns the time, ``advance`` moves it."""
 
     def __init__(self, start: datetime | None = None) -> None:
-        self.time = start or datetime(2026, 1, 1, 12, 0, 0)  # noqa: DTZ001 - naive UTC by design
+        self.time = start or datetime(2026, 1, 1, 12, 0, 0)
 
     def __call__(self) -> datetime:
         return self.time
@@ -80,29 +82,44 @@ class InMemoryBackend:
     _lock: threading.Lock = attrs.field(factory=threading.Lock)
 
     def enqueue(
-        self, handler: str, *, priority: int = 0, run_at: datetime | None = None,
+        self,
+        handler: str,
+        *,
+        priority: int = 0,
+        run_at: datetime | None = None,
         queue: str | None = None,
     ) -> int:
         """Insert a row; return its id."""
         now = self.clock()
         job_id = next(self._ids)
         self.rows[job_id] = Job(
-            id=job_id, handler=handler, priority=priority, run_at=run_at or now, queue=queue,
-            created_at=now, updated_at=now,
+            id=job_id,
+            handler=handler,
+            priority=priority,
+            run_at=run_at or now,
+            queue=queue,
+            created_at=now,
+            updated_at=now,
         )
         return job_id
 
     def _eligible(self, job: Job, request: ReserveRequest) -> bool:
         if job.failed_at is not None:
             return False
-        ready = job.run_at is not None and job.run_at <= request.now and (
-            job.locked_at is None or job.locked_at < request.expired_before
+        ready = (
+            job.run_at is not None
+            and job.run_at <= request.now
+            and (job.locked_at is None or job.locked_at < request.expired_before)
         )
         if not (ready or job.locked_by == request.worker_name):
             return False
-        if request.min_priority is not None and (job.priority is None or job.priority < request.min_priority):
+        if request.min_priority is not None and (
+            job.priority is None or job.priority < request.min_priority
+        ):
             return False
-        if request.max_priority is not None and (job.priority is None or job.priority > request.max_priority):
+        if request.max_priority is not None and (
+            job.priority is None or job.priority > request.max_priority
+        ):
             return False
         return request.queues is None or job.queue in request.queues
 
@@ -113,7 +130,9 @@ class InMemoryBackend:
             if not candidates:
                 return None
             job = min(candidates, key=lambda j: (j.priority or 0, j.run_at or datetime.min))
-            job = attrs.evolve(job, locked_at=request.now, locked_by=request.worker_name, clock=self.clock)
+            job = attrs.evolve(
+                job, locked_at=request.now, locked_by=request.worker_name, clock=self.clock
+            )
             self.rows[job.id] = job
             return job
 
@@ -129,12 +148,20 @@ class InMemoryBackend:
                     del self.rows[job.id]
                 case Rescheduled(run_at=run_at, attempts=attempts, error=error):
                     self.rows[job.id] = attrs.evolve(
-                        row, attempts=attempts, last_error=self._text(error), run_at=run_at,
-                        locked_at=None, locked_by=None, updated_at=now,
+                        row,
+                        attempts=attempts,
+                        last_error=self._text(error),
+                        run_at=run_at,
+                        locked_at=None,
+                        locked_by=None,
+                        updated_at=now,
                     )
                 case Failed(attempts=attempts, error=error):
                     self.rows[job.id] = attrs.evolve(
-                        row, attempts=attempts, last_error=self._text(error), failed_at=now,
+                        row,
+                        attempts=attempts,
+                        last_error=self._text(error),
+                        failed_at=now,
                         updated_at=now,
                     )
             return True
@@ -153,7 +180,9 @@ class InMemoryBackend:
     def clear_locks(self, worker_name: str) -> int:
         """Release every unfailed lock held by ``worker_name``."""
         with self._lock:
-            mine = [j for j in self.rows.values() if j.locked_by == worker_name and j.failed_at is None]
+            mine = [
+                j for j in self.rows.values() if j.locked_by == worker_name and j.failed_at is None
+            ]
             for job in mine:
                 self.rows[job.id] = attrs.evolve(job, locked_at=None, locked_by=None)
             return len(mine)

@@ -37,8 +37,8 @@ class ReserveErrorsExceeded(BackendError):
     """Too many consecutive reserve errors (delayed_job's FatalBackendError)."""
 
 
-def _optional_int(name: str) -> Callable[[object, object, object], None]:
-    def check(instance: object, attribute: object, value: object) -> None:
+def _optional_int(name: str) -> Callable[[Any, Any, Any], None]:
+    def check(instance: Any, attribute: Any, value: Any) -> None:
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             msg = f"Worker: {name} must be an integer or None, got {value!r}."
             raise ConfigurationError(msg)
@@ -46,8 +46,8 @@ def _optional_int(name: str) -> Callable[[object, object, object], None]:
     return check
 
 
-def _positive_number(name: str) -> Callable[[object, object, object], None]:
-    def check(instance: object, attribute: object, value: object) -> None:
+def _positive_number(name: str) -> Callable[[Any, Any, Any], None]:
+    def check(instance: Any, attribute: Any, value: Any) -> None:
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             msg = f"Worker: {name} must be a positive number, got {value!r}."
             raise ConfigurationError(msg)
@@ -63,7 +63,9 @@ def _queues(value: object) -> tuple[str | None, ...] | None:
     if not isinstance(value, list | tuple | set | frozenset) or not all(
         q is None or isinstance(q, str) for q in value
     ):
-        msg = f"Worker: queues must be a list of queue names (None = the NULL queue), got {value!r}."
+        msg = (
+            f"Worker: queues must be a list of queue names (None = the NULL queue), got {value!r}."
+        )
         raise ConfigurationError(msg)
     return tuple(value) or None
 
@@ -123,11 +125,15 @@ class Worker:
     max_priority: int | None = attrs.field(default=None, validator=_optional_int("max_priority"))
     name: str | None = None
     table: str = "delayed_jobs"
-    max_run_time: float = attrs.field(default=4 * 3600.0, validator=_positive_number("max_run_time"))
+    max_run_time: float = attrs.field(
+        default=4 * 3600.0, validator=_positive_number("max_run_time")
+    )
     sleep_delay: float = attrs.field(default=5.0, validator=_positive_number("sleep_delay"))
     batch_size: int = attrs.field(default=100, validator=_positive_number("batch_size"))
     exit_on_complete: bool = False
-    max_reserve_errors: int = attrs.field(default=10, validator=_positive_number("max_reserve_errors"))
+    max_reserve_errors: int = attrs.field(
+        default=10, validator=_positive_number("max_reserve_errors")
+    )
     on_reserve_errors: Literal["stop", "raise"] = "stop"
     timezone: Literal["utc", "local"] = "utc"
     clock: Clock | None = None
@@ -270,11 +276,16 @@ class Worker:
                     rate = count / max(time.monotonic() - started, 1e-9)
                     self.logger.info(
                         "[Worker(%s)] %d jobs processed at %.4f j/s, %d failed",
-                        self.worker_name, count, rate, failed,
+                        self.worker_name,
+                        count,
+                        rate,
+                        failed,
                     )
                     continue
                 if self.exit_on_complete:
-                    self.logger.info("[Worker(%s)] No more jobs available. Exiting", self.worker_name)
+                    self.logger.info(
+                        "[Worker(%s)] No more jobs available. Exiting", self.worker_name
+                    )
                     self._status = "done"
                     return
                 self._status = "sleeping"
@@ -307,8 +318,12 @@ class Worker:
 
     def _request(self) -> ReserveRequest:
         return ReserveRequest(
-            worker_name=self.worker_name, now=self.now(), max_run_time=self.max_run_time,
-            queues=self.queues, min_priority=self.min_priority, max_priority=self.max_priority,
+            worker_name=self.worker_name,
+            now=self.now(),
+            max_run_time=self.max_run_time,
+            queues=self.queues,
+            min_priority=self.min_priority,
+            max_priority=self.max_priority,
         )
 
     def _reserve(self) -> Any:
@@ -343,7 +358,8 @@ class Worker:
         return succeeded, failed
 
     def _run_one(self, job: Any) -> bool:
-        assert self._db is not None and self._chain is not None  # noqa: S101 - see prepare()
+        assert self._db is not None  # noqa: S101 - prepare() ran; a programming error otherwise
+        assert self._chain is not None  # noqa: S101 - likewise
         job = attrs.evolve(job, worker_max_run_time=self.max_run_time, clock=self.now)
         try:
             outcome = self._chain(job)
@@ -351,7 +367,10 @@ class Worker:
             # Escaped the whole chain: a bug or an infrastructure error, not the job's fault.
             self.logger.error(
                 "%s escaped the middleware chain with %s: %s; unlocking it, attempts unchanged\n%s",
-                job_prefix(job), type(exc).__name__, exc, error_text(exc),
+                job_prefix(job),
+                type(exc).__name__,
+                exc,
+                error_text(exc),
             )
             self._db.unlock(job)
             return False
@@ -361,7 +380,8 @@ class Worker:
             self.logger.error(
                 "%s outcome could not be recorded: %s; the row stays locked by this worker "
                 "and runs again when this worker (or its successor of the same name) reserves.",
-                job_prefix(job), exc,
+                job_prefix(job),
+                exc,
             )
             return False
         return isinstance(outcome, Succeeded)

@@ -11,7 +11,10 @@ from djmw.backends.url import DatabaseUrl, parse_url
 
 
 def open_backend(
-    database: str | DatabaseUrl | None, *, table: str = "delayed_jobs", clock: Clock = utc_now,
+    database: str | DatabaseUrl | None,
+    *,
+    table: str = "delayed_jobs",
+    clock: Clock = utc_now,
     **options: Any,
 ) -> SqlBackend:
     """Connect to ``database`` (a URL, or ``$DATABASE_URL`` when None) and return a backend.

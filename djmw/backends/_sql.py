@@ -11,8 +11,18 @@ from djmw.errors import ConfigurationError
 
 #: The delayed_jobs columns djmw reads and writes; other columns are ignored.
 COLUMNS = (
-    "id", "priority", "attempts", "handler", "last_error", "run_at", "locked_at",
-    "locked_by", "failed_at", "queue", "created_at", "updated_at",
+    "id",
+    "priority",
+    "attempts",
+    "handler",
+    "last_error",
+    "run_at",
+    "locked_at",
+    "locked_by",
+    "failed_at",
+    "queue",
+    "created_at",
+    "updated_at",
 )
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,63}")

@@ -51,7 +51,11 @@ class Backend(Protocol):
         ...
 
     def enqueue(
-        self, handler: str, *, priority: int = 0, run_at: datetime | None = None,
+        self,
+        handler: str,
+        *,
+        priority: int = 0,
+        run_at: datetime | None = None,
         queue: str | None = None,
     ) -> int:
         """Insert a job row as delayed_job's enqueue does; return its id."""
@@ -96,6 +100,18 @@ class SqlBackend(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Close the connection."""
+
+    @abc.abstractmethod
+    def reserve(self, request: ReserveRequest) -> Job | None:
+        """Lock and return the next eligible job, or None; BackendError on failure."""
+
+    @abc.abstractmethod
+    def create_schema(self) -> None:
+        """Create the delayed_jobs table as delayed_job_active_record's migration does."""
+
+    @abc.abstractmethod
+    def check_schema(self) -> None:
+        """Raise ConfigurationError naming the problem if the table is missing or wrong."""
 
     def _stamp(self, value: datetime) -> object:
         """Convert a naive datetime to what the driver stores (dialect precision)."""
@@ -199,7 +215,9 @@ class SqlBackend(abc.ABC):
             logger.warning(
                 "Job %s (id=%s): the row is no longer locked by %s; its outcome was not "
                 "recorded (another worker took the expired lock, or the row was deleted).",
-                job.display_name, job.id, job.locked_by,
+                job.display_name,
+                job.id,
+                job.locked_by,
             )
         return count > 0
 
@@ -212,6 +230,23 @@ class SqlBackend(abc.ABC):
         )
         self._write(lambda: self._execute(sql, [job.id, job.locked_by]))
 
+    def touch(self, job: Job) -> bool:
+        """Refresh ``job``'s locked_at to now if ``job.locked_by`` still holds it (Heartbeat).
+
+        Returns False when the row is gone or locked by someone else. Retries deadlocks
+        and lost connections like every final write.
+        """
+        m = self.mark
+        key: list[object] = [job.id, job.locked_by]
+        sql = f"UPDATE {self._t} SET locked_at = {m} WHERE id = {m} AND locked_by = {m}"
+        stamp = self._stamp(self.clock())
+        if self._write(lambda: self._execute(sql, [stamp, *key])) > 0:
+            return True
+        # MySQL counts changed rows only: a whole-second stamp equal to the stored one
+        # changes nothing, yet the lock is still ours.
+        check = f"SELECT 1 FROM {self._t} WHERE id = {m} AND locked_by = {m}"
+        return self._write(lambda: len(self._query(check, key))) > 0
+
     def clear_locks(self, worker_name: str) -> int:
         """delayed_job's ClearLocks: unlock every unfailed row held by ``worker_name``."""
         m = self.mark
@@ -222,7 +257,11 @@ class SqlBackend(abc.ABC):
         return self._write(lambda: self._execute(sql, [worker_name]))
 
     def enqueue(
-        self, handler: str, *, priority: int = 0, run_at: datetime | None = None,
+        self,
+        handler: str,
+        *,
+        priority: int = 0,
+        run_at: datetime | None = None,
         queue: str | None = None,
     ) -> int:
         """Insert a row as delayed_job does: attempts 0, run_at now unless given."""

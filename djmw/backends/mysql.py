@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Callable, Sequence
@@ -91,8 +92,13 @@ class MysqlBackend(SqlBackend):
     quote = "`"
 
     def __init__(
-        self, url: DatabaseUrl, *, table: str = "delayed_jobs", clock: Clock = utc_now,
-        reserve_sql: ReserveSql = "auto", write_retry_seconds: float = 120.0,
+        self,
+        url: DatabaseUrl,
+        *,
+        table: str = "delayed_jobs",
+        clock: Clock = utc_now,
+        reserve_sql: ReserveSql = "auto",
+        write_retry_seconds: float = 120.0,
         connect_attempts: int = 3,
     ) -> None:
         super().__init__(table=table, clock=clock)
@@ -112,10 +118,15 @@ class MysqlBackend(SqlBackend):
     # -- connection -------------------------------------------------------------------
     def _open(self) -> Connection[Any]:
         conn = pymysql.connect(
-            host=self.url.host or "127.0.0.1", port=self.url.port or 3306,
-            user=self.url.user or "root", password=self.url.password or "",
-            database=self.url.database, unix_socket=self.url.socket, charset="utf8mb4",
-            autocommit=True, connect_timeout=5,
+            host=self.url.host or "127.0.0.1",
+            port=self.url.port or 3306,
+            user=self.url.user or "root",
+            password=self.url.password or "",
+            database=self.url.database,
+            unix_socket=self.url.socket,
+            charset="utf8mb4",
+            autocommit=True,
+            connect_timeout=5,
         )
         with conn.cursor() as cursor:
             cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
@@ -152,10 +163,9 @@ class MysqlBackend(SqlBackend):
 
     def _lost(self) -> None:
         if self._conn is not None:
-            try:
+            # It is already broken; closing is a courtesy.
+            with contextlib.suppress(Exception):
                 self._conn.close()
-            except Exception:  # noqa: S110 - it is already broken; closing is a courtesy
-                pass
         self._conn = None
 
     def close(self) -> None:
@@ -262,20 +272,19 @@ class MysqlBackend(SqlBackend):
                 cursor.execute(lock, tuple(lock_params))
             conn.commit()
         except BaseException:
-            try:
+            # The original error is the one to report.
+            with contextlib.suppress(Exception):
                 conn.rollback()
-            except Exception:  # noqa: S110 - the original error is the one to report
-                pass
             raise
         stamp = self._stamp(request.now)
-        return locked(job, request.worker_name, stamp if isinstance(stamp, datetime) else request.now)
+        return locked(
+            job, request.worker_name, stamp if isinstance(stamp, datetime) else request.now
+        )
 
     def _reserve_update_limit(self, request: ReserveRequest) -> Job | None:
         where, params = ready_where(request, self.mark)
         stamp = self._stamp(request.now)
-        sql = (
-            f"UPDATE {self._t} SET locked_at = %s, locked_by = %s WHERE {where} {ORDER} LIMIT 1"
-        )
+        sql = f"UPDATE {self._t} SET locked_at = %s, locked_by = %s WHERE {where} {ORDER} LIMIT 1"
         if self._execute(sql, [stamp, request.worker_name, *params]) == 0:
             return None
         rows = self._query(

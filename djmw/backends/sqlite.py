@@ -51,7 +51,11 @@ class SqliteBackend(SqlBackend):
     quote = '"'
 
     def __init__(
-        self, path: str | Path, *, table: str = "delayed_jobs", clock: Clock = utc_now,
+        self,
+        path: str | Path,
+        *,
+        table: str = "delayed_jobs",
+        clock: Clock = utc_now,
         busy_timeout: float = 30.0,
     ) -> None:
         super().__init__(table=table, clock=clock)
@@ -136,4 +140,3 @@ class SqliteBackend(SqlBackend):
     def close(self) -> None:
         """Close the connection."""
         self._conn.close()
-

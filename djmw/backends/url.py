@@ -53,7 +53,13 @@ def parse_url(url: str | None) -> DatabaseUrl:
     scheme, _, rest = url.partition(":")
     scheme = scheme.lower()
     if scheme in _SQLITE_SCHEMES:
-        path = rest[3:] if rest.startswith("///") else rest.lstrip("/") if rest.startswith("//") else rest
+        path = (
+            rest[3:]
+            if rest.startswith("///")
+            else rest.lstrip("/")
+            if rest.startswith("//")
+            else rest
+        )
         if not path:
             msg = "bad database URL: sqlite needs a file path, as in sqlite:///jobs.db."
             raise ConfigurationError(msg)
@@ -74,7 +80,7 @@ def parse_url(url: str | None) -> DatabaseUrl:
             user=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
             database=database,
-            socket=(query.get("socket") or query.get("unix_socket") or [None])[0],
+            socket=next(iter(query.get("socket") or query.get("unix_socket") or []), None),
         )
     msg = (
         f"bad database URL {_safe(url)}: the scheme must be mysql://, mysql2://, mariadb:// "

@@ -19,6 +19,7 @@ from djmw.handlers import Handlers
 from djmw.middleware.attempts import CountAttempts
 from djmw.middleware.decode import DecodeYAML
 from djmw.middleware.failure import MarkFailed
+from djmw.middleware.heartbeat import Heartbeat
 from djmw.middleware.hooks import RunHooks
 from djmw.middleware.log import LogOutcome
 from djmw.middleware.retry import (
@@ -51,6 +52,7 @@ __all__ = [
     "CountAttempts",
     "DecodeYAML",
     "EnforceTimeout",
+    "Heartbeat",
     "LogOutcome",
     "MarkFailed",
     "RunHooks",

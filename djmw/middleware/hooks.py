@@ -60,7 +60,7 @@ class RunHooks:
             return call_next(job)
         config = getattr(target, "config", None)
         if callable(config):
-            job = attrs.evolve(job, **_overrides(job, config(job)))
+            job = attrs.evolve(job, **_overrides(job, config(job)))  # type: ignore[arg-type]
         outcome = call_next(job)
         if isinstance(outcome, Failed) and not isinstance(outcome.error, PayloadDecodeError):
             self._run_failure_hooks(job, target)
@@ -74,8 +74,10 @@ class RunHooks:
             try:
                 hook(job)
             except Exception as exc:  # a failing hook must not lose the job's outcome
-                self.logger.exception(
-                    "%s Error when running failure callback: %s\n%s", job_prefix(job), exc,
+                self.logger.error(
+                    "%s Error when running failure callback: %s\n%s",
+                    job_prefix(job),
+                    exc,
                     error_text(exc),
                 )
 

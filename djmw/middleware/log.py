@@ -52,7 +52,12 @@ class LogOutcome:
 
     def __call__(self, job: Job, call_next: CallNext, /) -> Outcome:
         """Log around the inner chain."""
-        extra = {"job_id": job.id, "job_name": job.name, "queue": job.queue, "worker": job.locked_by}
+        extra = {
+            "job_id": job.id,
+            "job_name": job.name,
+            "queue": job.queue,
+            "worker": job.locked_by,
+        }
         prefix = job_prefix(job)
         self.logger.info("%s RUNNING", prefix, extra=extra)
         started = time.monotonic()
@@ -63,23 +68,33 @@ class LogOutcome:
                 self.logger.info("%s COMPLETED after %.4f", prefix, elapsed, extra=extra)
             case Rescheduled(error=error):
                 self.logger.error(
-                    "%s FAILED (%d prior attempts) with %s", prefix, job.attempts,
-                    _one_line(error), extra=extra,
+                    "%s FAILED (%d prior attempts) with %s",
+                    prefix,
+                    job.attempts,
+                    _one_line(error),
+                    extra=extra,
                 )
             case Failed(error=PayloadDecodeError() as error):
                 self.logger.error(
-                    "%s FAILED permanently with Delayed::DeserializationError: %s", prefix,
-                    error, extra=extra,
+                    "%s FAILED permanently with Delayed::DeserializationError: %s",
+                    prefix,
+                    error,
+                    extra=extra,
                 )
             case Failed(error=error, attempts=attempts, exhausted=exhausted):
                 self.logger.error(
-                    "%s FAILED (%d prior attempts) with %s", prefix, job.attempts,
-                    _one_line(error), extra=extra,
+                    "%s FAILED (%d prior attempts) with %s",
+                    prefix,
+                    job.attempts,
+                    _one_line(error),
+                    extra=extra,
                 )
                 if exhausted:
                     self.logger.error(
-                        "%s FAILED permanently because of %d consecutive failures", prefix,
-                        attempts, extra=extra,
+                        "%s FAILED permanently because of %d consecutive failures",
+                        prefix,
+                        attempts,
+                        extra=extra,
                     )
                 else:
                     self.logger.error(

@@ -46,7 +46,7 @@ def _as_backoff(value: object) -> Backoff:
     if isinstance(value, wait_base):
         return tenacity_backoff(value)
     if callable(value):
-        return value  # type: ignore[return-value]
+        return value
     msg = (
         f"ScheduleRetry: backoff must be a tenacity wait or a callable attempts -> seconds, "
         f"got {value!r}."
@@ -106,4 +106,3 @@ class ScheduleRetry:
             delay = self.backoff(attempts)
             run_at = now + (delay if isinstance(delay, timedelta) else timedelta(seconds=delay))
         return Rescheduled(run_at=run_at, attempts=attempts, error=error)
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import math
 import threading
 from typing import Literal
 
@@ -11,9 +12,16 @@ import attrs
 from djmw.chain import CallNext
 from djmw.errors import ConfigurationError, JobTimeout
 from djmw.job import Job
+from djmw.middleware._child import (
+    ChildJobError,
+    ChildProcessFailed,
+    ChildTimedOut,
+    run_in_child,
+)
 from djmw.outcome import Outcome
 
-TimeoutMode = Literal["interrupt", "cooperative"]
+TimeoutMode = Literal["interrupt", "cooperative", "process"]
+_MODES = ("interrupt", "cooperative", "process")
 
 
 def effective_limit(job: Job, worker_limit: float) -> int:
@@ -45,8 +53,33 @@ class _Interrupted(JobTimeout):
 
 
 def _check_mode(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
-    if value not in ("interrupt", "cooperative"):
-        msg = f"EnforceTimeout: mode must be 'interrupt' or 'cooperative', got {value!r}."
+    if value not in _MODES:
+        msg = (
+            f"EnforceTimeout: mode must be 'interrupt', 'cooperative' or 'process', got {value!r}."
+        )
+        raise ConfigurationError(msg)
+
+
+def _is_seconds(value: object) -> bool:
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, int | float)
+        and math.isfinite(value)
+        and value >= 0
+    )
+
+
+def _check_max_run_time(
+    instance: object, attribute: attrs.Attribute[float | None], value: object
+) -> None:
+    if value is not None and not _is_seconds(value):
+        msg = f"EnforceTimeout: max_run_time must be None or seconds >= 0, got {value!r}."
+        raise ConfigurationError(msg)
+
+
+def _check_grace(instance: object, attribute: attrs.Attribute[float], value: object) -> None:
+    if not _is_seconds(value):
+        msg = f"EnforceTimeout: grace must be seconds >= 0, got {value!r}."
         raise ConfigurationError(msg)
 
 
@@ -55,7 +88,8 @@ class EnforceTimeout:
     """Fail the attempt with a retryable JobTimeout once the job's time limit passes.
 
     Where: inside CountAttempts, so a timeout is an ordinary counted, rescheduled attempt
-    (delayed_job's ``Timeout.timeout(max_run_time)``).
+    (delayed_job's ``Timeout.timeout(max_run_time)``). It is the innermost middleware of
+    the default chain: in ``process`` mode only what is inside it runs in the child.
 
     The limit is the job's ``max_run_time`` override (which can only lower it) or
     ``max_run_time`` here, else the worker's max_run_time (default 4 hours), truncated to
@@ -67,18 +101,47 @@ class EnforceTimeout:
             capped, because other workers steal the lock after the worker's max_run_time.
         mode: ``interrupt`` (default) raises the timeout inside the job's thread;
             ``cooperative`` only sets ``job.timed_out`` for the handler to poll, and fails
-            the attempt when the handler returns after the limit.
+            the attempt when the handler returns after the limit; ``process`` runs the
+            inner chain in a forked child process and kills it at the limit.
+        grace: ``process`` mode only: seconds between SIGTERM and SIGKILL (default 2).
 
     Note:
-        ``interrupt`` is delivered between Python bytecodes: it cannot break a blocking C
-        call (``time.sleep`` in C, a socket read, a deadlocked library) until that call
-        returns, and code that catches ``Exception`` broadly can swallow it (the attempt
-        still fails, since ``timed_out`` is set). Use the child-process mode of the
-        ``RunInChildProcess`` middleware to stop such jobs.
+        What each mode can stop:
+
+        - ``interrupt`` is delivered between Python bytecodes. It stops pure-Python code
+          at the limit, but not a C call (``time.sleep``, a socket read, a deadlocked
+          ``threading.Lock``, a C loop such as ``sum(range(10**12))``) until that call
+          returns; a C loop that holds the GIL even keeps the limit's timer from running,
+          so ``job.timed_out`` only turns True after it. Code that catches ``Exception``
+          broadly can swallow it (the attempt still fails, since ``timed_out`` is set).
+        - ``cooperative`` stops nothing: the handler must poll ``job.timed_out``. A handler
+          that returns after the limit (done or not) fails with the JobTimeout.
+        - ``process`` stops everything, C calls, GIL-holding C loops and deadlocks
+          included: the inner chain runs in a child forked (``fork`` start method, POSIX)
+          from the worker, in its own process group. At the limit the parent sets
+          ``job.timed_out``, sends SIGTERM to the group (the child's SIGTERM action is
+          reset to the default, so it ends at once unless the handler installed its own
+          handler), then SIGKILL after ``grace``. The child ends with ``os._exit``, so no
+          inherited finalizer (a PyMySQL connection of the worker, whose socket the child
+          inherited; an SQLite handle) sends anything on the worker's connection: the
+          outcome is always written on a connection the handler could not have left
+          mid-query. The price: a fork per job (copy-on-write, milliseconds); changes the
+          handler makes to in-memory state (caches, module globals) stay in the child;
+          the child never sees ``job.timed_out`` become True; only the forking thread
+          exists in the child, and a lock another worker thread held at the fork stays
+          held there (a handler that needs it hangs, until the limit). Results come back
+          pickled: a return value that cannot be pickled becomes ``Succeeded(None)``; an
+          exception that cannot be pickled arrives as a ChildJobError named like the
+          original class, with its message and the child's traceback text; the
+          traceback of either is rebuilt, so ``last_error`` lists the handler's frames.
+          A child that dies (a signal, ``os._exit``) fails the attempt with
+          ChildProcessFailed (``the job's child process died with signal 9 (SIGKILL)``).
+          With no limit (0), the inner chain still runs in a child, without a deadline.
     """
 
-    max_run_time: float | None = None
+    max_run_time: float | None = attrs.field(default=None, validator=_check_max_run_time)
     mode: TimeoutMode = attrs.field(default="interrupt", validator=_check_mode)
+    grace: float = attrs.field(default=2.0, validator=_check_grace)
 
     def __call__(self, job: Job, call_next: CallNext, /) -> Outcome:
         """Run the inner chain under the job's time limit."""
@@ -86,6 +149,8 @@ class EnforceTimeout:
         if self.max_run_time is not None:
             worker_limit = min(worker_limit, self.max_run_time)
         limit = effective_limit(job, worker_limit)
+        if self.mode == "process":
+            return self._in_child(job, call_next, limit)
         if limit == 0:
             return call_next(job)
         lock = threading.Lock()
@@ -115,3 +180,25 @@ class EnforceTimeout:
             # The handler saw the flag and stopped early: its work is not done.
             raise JobTimeout(timeout_message(job.worker_max_run_time), job_id=job.id)
         return outcome
+
+    def _in_child(self, job: Job, call_next: CallNext, limit: int) -> Outcome:
+        try:
+            return run_in_child(
+                call_next,
+                job,
+                limit=limit or None,
+                grace=self.grace,
+                on_limit=job.timeout_event.set,
+            )
+        except ChildTimedOut as exc:
+            raise JobTimeout(timeout_message(job.worker_max_run_time), job_id=job.id) from exc
+
+
+__all__ = [
+    "ChildJobError",
+    "ChildProcessFailed",
+    "EnforceTimeout",
+    "TimeoutMode",
+    "effective_limit",
+    "timeout_message",
+]

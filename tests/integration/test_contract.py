@@ -45,7 +45,9 @@ def handlers(ran: list[int] | None = None) -> Handlers:
     return registry
 
 
-def make_worker(db_url: str, clock: ManualClock, ran: list[int] | None = None, **options: object) -> Worker:
+def make_worker(
+    db_url: str, clock: ManualClock, ran: list[int] | None = None, **options: object
+) -> Worker:
     options.setdefault("name", NAME)
     return Worker(database=db_url, handlers=handlers(ran), clock=clock, **options)  # type: ignore[arg-type]
 
@@ -125,14 +127,19 @@ def test_item3_order_queues_and_priorities(db_url: str, clock: ManualClock) -> N
 
 @pytest.mark.mysql
 @pytest.mark.parametrize("strategy", ["skip_locked", "update_limit"])
-def test_item5_mysql_lock_truncates_and_rereads(mysql_url: str, clock: ManualClock, strategy: str) -> None:
+def test_item5_mysql_lock_truncates_and_rereads(
+    mysql_url: str, clock: ManualClock, strategy: str
+) -> None:
     """5/7: MariaDB locks write whole-second locked_at; both reserve SQL strategies work."""
     clock.time = T0 + timedelta(microseconds=987654)
     db = backend_at(mysql_url, clock)
     job_id = db.enqueue(OK)
     seen: list[Job] = []
     worker = Worker(
-        database=mysql_url, handlers=Handlers({"OkJob": seen.append}), clock=clock, name=NAME,
+        database=mysql_url,
+        handlers=Handlers({"OkJob": seen.append}),
+        clock=clock,
+        name=NAME,
         backend_options={"reserve_sql": strategy},
     )
     worker.prepare()
@@ -147,7 +154,9 @@ def test_item5_mysql_lock_truncates_and_rereads(mysql_url: str, clock: ManualClo
     worker.close()
 
 
-def test_item7_times_are_naive_utc_whatever_the_server_zone(db_url: str, clock: ManualClock) -> None:
+def test_item7_times_are_naive_utc_whatever_the_server_zone(
+    db_url: str, clock: ManualClock
+) -> None:
     """7: timestamps are the worker clock's naive UTC, even with a non-UTC server time_zone."""
     db = backend_at(db_url, clock)
     if db_url.startswith("mysql"):
@@ -173,7 +182,10 @@ def test_item8_default_name_and_restart_resumes_own_job(db_url: str, clock: Manu
     db = backend_at(db_url, clock)
     job_id = db.enqueue(OK, run_at=T0 + timedelta(days=1))
     m = db.mark
-    db._execute(f"UPDATE delayed_jobs SET locked_by = {m}, locked_at = {m} WHERE id = {m}", [NAME, db._stamp(T0), job_id])
+    db._execute(
+        f"UPDATE delayed_jobs SET locked_by = {m}, locked_at = {m} WHERE id = {m}",
+        [NAME, db._stamp(T0), job_id],
+    )
     ran: list[int] = []
     make_worker(db_url, clock, ran).work_off(1)
     assert ran == [job_id]
@@ -197,7 +209,11 @@ def test_item10_failure_reschedules_in_one_update(db_url: str, clock: ManualCloc
     row = db.job(job_id)
     assert row is not None
     assert (row.attempts, row.run_at, row.locked_at, row.locked_by, row.failed_at) == (
-        1, T0 + timedelta(seconds=106), None, None, None,
+        1,
+        T0 + timedelta(seconds=106),
+        None,
+        None,
+        None,
     )
     assert row.updated_at == T0 + timedelta(seconds=100)
     assert row.last_error is not None
@@ -215,7 +231,10 @@ def test_item11_retried_while_below_max_attempts(db_url: str, clock: ManualClock
     worker = make_worker(db_url, clock, middlewares=None)
     for _ in range(5):
         worker_ = Worker(
-            database=db_url, handlers=handlers(), clock=clock, name=NAME,
+            database=db_url,
+            handlers=handlers(),
+            clock=clock,
+            name=NAME,
             middlewares=_chain_with_max_attempts(worker.handlers, 3),
         )
         s, f = worker_.work_off(1)
@@ -252,7 +271,9 @@ def test_item12_permanent_failure_keeps_locks_or_deletes(db_url: str, clock: Man
     chain = mw.default_middlewares(handlers())
     chain[3] = mw.MarkFailed(delete_failed=True)
     gone = db.enqueue("--- !ruby/struct:PermanentJob\nn: 1\n")
-    Worker(database=db_url, handlers=handlers(), clock=clock, name=NAME, middlewares=chain).work_off(1)
+    Worker(
+        database=db_url, handlers=handlers(), clock=clock, name=NAME, middlewares=chain
+    ).work_off(1)
     assert db.job(gone) is None
 
 
@@ -264,7 +285,9 @@ def test_item12_permanent_failure_keeps_locks_or_deletes(db_url: str, clock: Man
         ("--- !!python/object/apply:os.system ['echo owned']\n", ""),
     ],
 )
-def test_item13_undecodable_fails_at_once(db_url: str, clock: ManualClock, handler: str, reason: str) -> None:
+def test_item13_undecodable_fails_at_once(
+    db_url: str, clock: ManualClock, handler: str, reason: str
+) -> None:
     """13: unknown class or bad YAML fails permanently, attempts unchanged, 'Job failed to load: '."""
     db = backend_at(db_url, clock)
     job_id = db.enqueue(handler)
@@ -293,7 +316,9 @@ def test_item14_timeout_is_a_failed_attempt(db_url: str, clock: ManualClock) -> 
     assert row is not None
     assert row.attempts == 1
     assert row.last_error is not None
-    assert row.last_error.startswith("execution expired (Delayed::Worker.max_run_time is only 1 second)")
+    assert row.last_error.startswith(
+        "execution expired (Delayed::Worker.max_run_time is only 1 second)"
+    )
 
 
 def test_item15_lock_expiry_ignores_per_job_max_run_time(db_url: str, clock: ManualClock) -> None:
@@ -334,7 +359,9 @@ def test_item16_reserve_never_charges_attempts(db_url: str, clock: ManualClock) 
     assert (row.attempts, row.locked_by) == (0, NAME)
 
 
-def test_item17_batches_of_at_most_100(db_url: str, clock: ManualClock, caplog: pytest.LogCaptureFixture) -> None:
+def test_item17_batches_of_at_most_100(
+    db_url: str, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
     """17: a batch stops at 100 jobs; the next batch follows at once; then the worker exits."""
     caplog.set_level(logging.INFO, "djmw")
     db = backend_at(db_url, clock)
@@ -382,7 +409,10 @@ def test_item18_stop_finishes_job_and_clears_locks(db_url: str, clock: ManualClo
     worker.start()
     assert entered.wait(10)
     # A second job this worker holds, as after a batch cut short: stop must release it.
-    db._execute(f"UPDATE delayed_jobs SET locked_by = {m}, locked_at = {m} WHERE id = {m}", [NAME, db._stamp(T0), held])
+    db._execute(
+        f"UPDATE delayed_jobs SET locked_by = {m}, locked_at = {m} WHERE id = {m}",
+        [NAME, db._stamp(T0), held],
+    )
     worker.stop()
     release.set()
     worker.join(10)
@@ -405,7 +435,9 @@ def test_item19_consecutive_reserve_errors_stop_the_worker(db_url: str, clock: M
     assert worker.status == "crashed"
     assert "3 consecutive reserve errors" in str(worker.error)
 
-    raising = make_worker(db_url, clock, max_reserve_errors=2, sleep_delay=0.01, on_reserve_errors="raise")
+    raising = make_worker(
+        db_url, clock, max_reserve_errors=2, sleep_delay=0.01, on_reserve_errors="raise"
+    )
     db.create_schema()
     raising.prepare()
     db._execute("DROP TABLE delayed_jobs")
@@ -413,7 +445,9 @@ def test_item19_consecutive_reserve_errors_stop_the_worker(db_url: str, clock: M
         raising.run()
 
 
-def test_item20_log_lines(db_url: str, clock: ManualClock, caplog: pytest.LogCaptureFixture) -> None:
+def test_item20_log_lines(
+    db_url: str, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
     """20: Starting, RUNNING, COMPLETED, FAILED, rate and exit lines in delayed_job's words."""
     caplog.set_level(logging.INFO, "djmw")
     db = backend_at(db_url, clock)
@@ -424,9 +458,14 @@ def test_item20_log_lines(db_url: str, clock: ManualClock, caplog: pytest.LogCap
     w = f"[Worker({NAME})]"
     assert lines[0] == f"{w} Starting job worker"
     assert f"{w} Job OkJob (id={ok}) (queue=q) RUNNING" in lines
-    assert any(line.startswith(f"{w} Job OkJob (id={ok}) (queue=q) COMPLETED after ") for line in lines)
+    assert any(
+        line.startswith(f"{w} Job OkJob (id={ok}) (queue=q) COMPLETED after ") for line in lines
+    )
     assert f"{w} Job FailJob (id={fail}) FAILED (0 prior attempts) with ValueError: boom" in lines
-    assert any(line.startswith(f"{w} 2 jobs processed at ") and line.endswith(" j/s, 1 failed") for line in lines)
+    assert any(
+        line.startswith(f"{w} 2 jobs processed at ") and line.endswith(" j/s, 1 failed")
+        for line in lines
+    )
     assert lines[-1] == f"{w} No more jobs available. Exiting"
 
 
@@ -447,7 +486,9 @@ def test_item22_failure_hook_only_on_permanent_failure(db_url: str, clock: Manua
         def failure(self, job: Job) -> None:
             calls.append("failure")
 
-    worker = Worker(database=db_url, handlers=Handlers({"HookJob": HookJob()}), clock=clock, name=NAME)
+    worker = Worker(
+        database=db_url, handlers=Handlers({"HookJob": HookJob()}), clock=clock, name=NAME
+    )
     worker.work_off(1)
     assert calls == ["perform"]
     clock.advance(60)

@@ -13,7 +13,9 @@ from djmw.testing import make_job, raising
 def test_exhausted_retries_fail_and_keep_the_row() -> None:
     """RetriesExhausted becomes Failed(exhausted) with the last error; kept by default."""
     error = ValueError("boom")
-    outcome = MarkFailed()(make_job(attempts=24), raising(RetriesExhausted(attempts=25, error=error)))
+    outcome = MarkFailed()(
+        make_job(attempts=24), raising(RetriesExhausted(attempts=25, error=error))
+    )
     assert outcome == Failed(attempts=25, error=error, delete=False, exhausted=True)
 
 

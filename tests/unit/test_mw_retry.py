@@ -65,7 +65,9 @@ def test_tenacity_adapter_matches_the_formula_as_a_wait(attempts: int) -> None:
     def dj_wait(retry_state: tenacity.RetryCallState) -> float:
         return float(retry_state.attempt_number**4 + 5)
 
-    assert tenacity_backoff(tenacity.wait_combine(dj_wait))(attempts) == delayed_job_backoff(attempts)
+    assert tenacity_backoff(tenacity.wait_combine(dj_wait))(attempts) == delayed_job_backoff(
+        attempts
+    )
 
 
 def test_job_reschedule_at_overrides_backoff() -> None:
@@ -84,7 +86,9 @@ def test_permanent_errors_pass_through() -> None:
 
 def test_uncounted_failure_keeps_attempts() -> None:
     """Without CountAttempts inside, a failure is rescheduled with attempts unchanged."""
-    outcome = ScheduleRetry()(make_job(attempts=2, clock=ManualClock(NOW)), raising(ValueError("x")))
+    outcome = ScheduleRetry()(
+        make_job(attempts=2, clock=ManualClock(NOW)), raising(ValueError("x"))
+    )
     assert isinstance(outcome, Rescheduled)
     assert outcome.attempts == 2
 

@@ -1,0 +1,151 @@
+"""Heartbeat: keep a running job's lock fresh, so max_run_time can be short."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import threading
+
+import attrs
+
+from djmw.backends import open_backend
+from djmw.backends._sql import checked_table
+from djmw.backends.base import SqlBackend
+from djmw.chain import CallNext
+from djmw.errors import ConfigurationError
+from djmw.job import Job
+from djmw.middleware.log import job_prefix
+from djmw.outcome import Outcome
+
+logger = logging.getLogger("djmw.heartbeat")
+
+#: How long the end of a job waits for a beat that is still writing.
+_JOIN_SECONDS = 5.0
+
+
+def _check_interval(instance: object, attribute: attrs.Attribute[float], value: object) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        msg = f"Heartbeat: interval must be a positive number of seconds, got {value!r}."
+        raise ConfigurationError(msg)
+
+
+def _check_database(
+    instance: object, attribute: attrs.Attribute[str | None], value: object
+) -> None:
+    if value is not None and not isinstance(value, str):
+        msg = f"Heartbeat: database must be a URL string or None, got {value!r}."
+        raise ConfigurationError(msg)
+
+
+def _check_table(instance: object, attribute: attrs.Attribute[str], value: object) -> None:
+    try:
+        checked_table(value)  # type: ignore[arg-type]
+    except ConfigurationError as exc:
+        msg = f"Heartbeat: table: {exc}"
+        raise ConfigurationError(msg) from None
+
+
+@attrs.frozen(kw_only=True)
+class Heartbeat:
+    """Refresh the job's ``locked_at`` every ``interval`` seconds while the job runs.
+
+    delayed_job treats a lock older than ``max_run_time`` as abandoned by a crashed
+    worker, so ``max_run_time`` is both how long a job may run and how soon a crashed
+    worker's job runs again. With a heartbeat, a running job's lock never gets older than
+    ``interval`` (plus a second on whole-second columns): ``max_run_time`` can be a few
+    minutes, for fast crash recovery, without other workers stealing long jobs. Each beat
+    is ``UPDATE <table> SET locked_at = <now> WHERE id = ? AND locked_by = ?``, with "now"
+    from the job's clock; no schema change.
+
+    Where: inside RunHooks and LogOutcome, outside EnforceTimeout, e.g.
+    ``[DecodeYAML(), RunHooks(...), LogOutcome(), Heartbeat(...), MarkFailed(),
+    ScheduleRetry(), CountAttempts(), EnforceTimeout(mode="process")]``. Outside
+    EnforceTimeout, the beat thread stays in the worker process in ``process`` mode.
+
+    Args:
+        interval: seconds between beats (default 60); keep it well below the workers'
+            max_run_time, all of them (a worker with a shorter one steals sooner).
+        database: the URL of the worker's database (None reads ``DATABASE_URL``).
+        table: the delayed_jobs table name.
+
+    Note:
+        The beats use their own connection, opened by the beat thread at its first beat
+        (jobs shorter than ``interval`` open none) and closed when the job ends; never
+        the worker's connection, which is busy or must stay untouched while the job runs.
+        A failed beat is logged on ``djmw.heartbeat`` and retried at the next interval;
+        it never reaches the job. When the row is no longer locked by this worker (its
+        lock had already expired and another worker took it), a warning is logged and
+        the beats stop. A job without ``locked_by`` (unit tests) runs without beats.
+
+        Limits: EnforceTimeout still fails a job at the worker's max_run_time (it caps
+        its limit there), so a chain with a short max_run_time and long jobs leaves
+        EnforceTimeout out or accepts that limit. In ``interrupt`` and ``cooperative``
+        mode, a handler looping in C while holding the GIL also stops the beat thread;
+        with EnforceTimeout's ``process`` mode the handler runs in a child process and
+        the beats go on. A frozen worker (SIGSTOP, a suspended VM) stops beating too, so
+        its lock expires as it would without a heartbeat.
+    """
+
+    interval: float = attrs.field(default=60.0, validator=_check_interval)
+    database: str | None = attrs.field(default=None, validator=_check_database)
+    table: str = attrs.field(default="delayed_jobs", validator=_check_table)
+
+    def __call__(self, job: Job, call_next: CallNext, /) -> Outcome:
+        """Run the inner chain while a background thread refreshes the job's lock."""
+        if job.locked_by is None:
+            return call_next(job)
+        done = threading.Event()
+        beat = threading.Thread(
+            target=self._beat, args=(job, done), name=f"djmw heartbeat job {job.id}", daemon=True
+        )
+        beat.start()
+        try:
+            return call_next(job)
+        finally:
+            done.set()
+            beat.join(_JOIN_SECONDS)
+            if beat.is_alive():
+                # A late beat is harmless: it only matches while this worker holds the row.
+                logger.warning(
+                    "%s heartbeat still writing %.0f s after the job ended; leaving it",
+                    job_prefix(job),
+                    _JOIN_SECONDS,
+                )
+
+    def _beat(self, job: Job, done: threading.Event) -> None:
+        backend: SqlBackend | None = None
+        try:
+            while not done.wait(self.interval):
+                try:
+                    if backend is None:
+                        backend = self._connect(job)
+                    if not backend.touch(job):
+                        logger.warning(
+                            "%s heartbeat: the row is no longer locked by %s (its lock expired "
+                            "and another worker took it, or the row is gone); beats stop",
+                            job_prefix(job),
+                            job.locked_by,
+                        )
+                        return
+                except Exception as exc:  # logged; the job must never see it
+                    logger.error("%s heartbeat failed: %s", job_prefix(job), exc)
+        finally:
+            if backend is not None:
+                with contextlib.suppress(Exception):
+                    backend.close()
+
+    def _connect(self, job: Job) -> SqlBackend:
+        backend = open_backend(self.database, table=self.table, clock=job.clock)
+        try:
+            # Also learns the column precision, so beats stamp locked_at as the worker does.
+            backend.check_schema()
+        except BaseException:
+            backend.close()
+            raise
+        return backend
