@@ -15,9 +15,11 @@ Register perform functions by job name, then start a worker on the Rails app's t
 
 from __future__ import annotations
 
+from djmw import encode
 from djmw.backends import open_backend
 from djmw.chain import CallNext, Middleware, Perform, compose
 from djmw.config import load_config
+from djmw.enqueue import enqueue
 from djmw.errors import (
     AttemptFailed,
     BackendError,
@@ -36,7 +38,16 @@ from djmw.job import Job
 from djmw.middleware import default_middlewares
 from djmw.outcome import Failed, Outcome, Rescheduled, Succeeded
 from djmw.payload import ActiveJobCall, DecodeLimits, MethodCall, ObjectJob, StructJob
-from djmw.values import GlobalId, RecordRef, RubyModule, RubyObject, RubyRange, RubyRegexp, Symbol
+from djmw.values import (
+    GlobalId,
+    KeywordArgs,
+    RecordRef,
+    RubyModule,
+    RubyObject,
+    RubyRange,
+    RubyRegexp,
+    Symbol,
+)
 from djmw.worker import Worker
 
 #: The exception a handler raises to fail its job without retries.
@@ -50,6 +61,8 @@ __all__ = [
     "Worker",
     "load_config",
     "open_backend",
+    "enqueue",
+    "encode",
     "CallNext",
     "Middleware",
     "Perform",
@@ -71,6 +84,7 @@ __all__ = [
     "GlobalId",
     "RubyRange",
     "RubyRegexp",
+    "KeywordArgs",
     "DjmwError",
     "ConfigurationError",
     "MiddlewareContractError",

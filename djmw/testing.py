@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 import attrs
 
 from djmw._clock import Clock, utc_now
-from djmw.backends._sql import ReserveRequest, truncate_utf8
+from djmw.backends._sql import ReserveRequest, handler_marker, truncate_utf8
 from djmw.chain import CallNext
 from djmw.job import Job
 from djmw.outcome import Failed, Outcome, Rescheduled, Succeeded, error_text
@@ -121,7 +121,18 @@ class InMemoryBackend:
             job.priority is None or job.priority > request.max_priority
         ):
             return False
-        return request.queues is None or job.queue in request.queues
+        if request.queues is not None and job.queue not in request.queues:
+            return False
+        if job.id in request.exclude_ids:
+            return False
+        if request.names is not None:
+            text = (
+                job.handler.decode("utf-8", "replace")
+                if isinstance(job.handler, bytes)
+                else job.handler or ""
+            )
+            return any(handler_marker(name) in text for name in request.names)
+        return True
 
     def reserve(self, request: ReserveRequest) -> Job | None:
         """Lock and return the next eligible job."""

@@ -17,12 +17,16 @@ from djmw.backends import Backend, ReserveRequest, open_backend
 from djmw.chain import CallNext, Middleware, compose
 from djmw.errors import BackendError, ConfigurationError, DjmwError
 from djmw.handlers import Handlers
-from djmw.middleware import default_middlewares
+from djmw.middleware import DecodeYAML, default_middlewares
 from djmw.middleware.log import LOGGER_NAME, job_prefix
+from djmw.middleware.registered import JobNotRegistered, OnlyRegistered
 from djmw.outcome import Succeeded, error_text
 
 Status = Literal["new", "running", "sleeping", "stopped", "crashed", "done"]
 BackendFactory = Callable[[], Backend]
+
+#: How many given-back or crashed job ids a worker remembers and skips.
+_GIVE_BACK_MEMORY = 500
 
 
 def default_worker_name(prefix: str = "") -> str:
@@ -114,6 +118,10 @@ class Worker:
         clock: overrides the clock that ``timezone`` picks (for tests).
         backend: a backend factory (callable returning a Backend) instead of ``database``.
         backend_options: extra options for the backend (e.g. ``reserve_sql``).
+        class_aware: reserve only jobs this worker has a perform function for (filtered
+            in SQL on the handler text, confirmed after decoding); a job taken by a false
+            match is unlocked at once with attempts unchanged. For tables shared with
+            Ruby workers. Off by default.
         logger: where worker lines go; default the ``djmw`` logger.
     """
 
@@ -139,6 +147,7 @@ class Worker:
     clock: Clock | None = None
     backend: BackendFactory | None = None
     backend_options: dict[str, Any] = attrs.field(factory=dict)
+    class_aware: bool = False
     logger: logging.Logger = attrs.field(factory=lambda: logging.getLogger(LOGGER_NAME))
 
     _status: Status = attrs.field(default="new", init=False)
@@ -147,6 +156,7 @@ class Worker:
     _chain: CallNext | None = attrs.field(default=None, init=False)
     _db: Backend | None = attrs.field(default=None, init=False)
     _reserve_errors: int = attrs.field(default=0, init=False)
+    _given_back: dict[int, None] = attrs.field(factory=dict, init=False)
     error: BaseException | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -195,6 +205,8 @@ class Worker:
             if self.middlewares is not None
             else default_middlewares(self.handlers)
         )
+        if self.class_aware:
+            middlewares = _with_registration_check(middlewares, self.handlers)
         self._chain = compose(middlewares, self.handlers)
         if self.backend is not None:
             self._db = self.backend()
@@ -324,6 +336,8 @@ class Worker:
             queues=self.queues,
             min_priority=self.min_priority,
             max_priority=self.max_priority,
+            names=tuple(self.handlers) if self.class_aware else None,
+            exclude_ids=frozenset(self._given_back) if self._given_back else frozenset(),
         )
 
     def _reserve(self) -> Any:
@@ -351,18 +365,31 @@ class Worker:
             job = self._reserve()
             if job is None:
                 break
-            if self._run_one(job):
+            result = self._run_one(job)
+            if result is None:
+                continue
+            if result:
                 succeeded += 1
             else:
                 failed += 1
         return succeeded, failed
 
-    def _run_one(self, job: Any) -> bool:
+    def _skip(self, job_id: int) -> None:
+        self._given_back[job_id] = None
+        if len(self._given_back) > _GIVE_BACK_MEMORY:
+            del self._given_back[next(iter(self._given_back))]
+
+    def _run_one(self, job: Any) -> bool | None:
         assert self._db is not None  # noqa: S101 - prepare() ran; a programming error otherwise
         assert self._chain is not None  # noqa: S101 - likewise
         job = attrs.evolve(job, worker_max_run_time=self.max_run_time, clock=self.now)
         try:
             outcome = self._chain(job)
+        except JobNotRegistered as exc:
+            self.logger.debug("[Worker(%s)] %s", self.worker_name, exc)
+            self._db.unlock(job)
+            self._skip(job.id)
+            return None
         except Exception as exc:
             # Escaped the whole chain: a bug or an infrastructure error, not the job's fault.
             self.logger.error(
@@ -373,6 +400,8 @@ class Worker:
                 error_text(exc),
             )
             self._db.unlock(job)
+            # Skip it for a while: the same bug would otherwise take it again at once.
+            self._skip(job.id)
             return False
         try:
             self._db.apply(job, outcome)
@@ -385,6 +414,14 @@ class Worker:
             )
             return False
         return isinstance(outcome, Succeeded)
+
+
+def _with_registration_check(middlewares: list[Middleware], handlers: Handlers) -> list[Middleware]:
+    check = OnlyRegistered(handlers=handlers)
+    for index, middleware in enumerate(middlewares):
+        if isinstance(middleware, DecodeYAML):
+            return [*middlewares[: index + 1], check, *middlewares[index + 1 :]]
+    return [DecodeYAML(), check, *middlewares]
 
 
 def run_workers(workers: Sequence[Worker]) -> None:

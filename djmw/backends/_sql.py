@@ -53,6 +53,8 @@ class ReserveRequest:
         min_priority / max_priority: inclusive bounds; 0 is an active bound.
         names: when set, only rows whose handler names one of these jobs (class-aware
             reservation); the worker confirms after decoding.
+        exclude_ids: rows this worker gave back (class-aware reservation) and must not
+            take again at once.
     """
 
     worker_name: str
@@ -62,6 +64,7 @@ class ReserveRequest:
     min_priority: int | None = None
     max_priority: int | None = None
     names: tuple[str, ...] | None = None
+    exclude_ids: frozenset[int] = frozenset()
 
     @property
     def expired_before(self) -> datetime:
@@ -98,15 +101,21 @@ def ready_where(request: ReserveRequest, mark: str) -> tuple[str, list[object]]:
     if request.names is not None:
         likes = []
         for name in request.names:
-            likes.append(f"handler LIKE {mark}")
-            params.append(f"%{_like_escape(_handler_marker(name))}%")
+            likes.append(f"handler LIKE {mark} ESCAPE '!'")
+            params.append(f"%{_like_escape(handler_marker(name))}%")
         sql += f" AND ({' OR '.join(likes) or '1 = 0'})"
+    if request.exclude_ids:
+        sql += f" AND id NOT IN ({', '.join([mark] * len(request.exclude_ids))})"
+        params.extend(sorted(request.exclude_ids))
     return sql, params
 
 
-def _handler_marker(name: str) -> str:
-    # The text a handler for this job name necessarily contains: the class name for
-    # struct/object/ActiveJob jobs, the method name for `.delay` calls.
+def handler_marker(name: str) -> str:
+    """Return text every handler of job ``name`` contains (for the class-aware LIKE filter).
+
+    The class name for struct, object and ActiveJob jobs; the method name for ``.delay``
+    calls (``User#activate!`` -> ``activate!``).
+    """
     for separator in ("#", "."):
         if separator in name:
             return name.rsplit(separator, 1)[1]
@@ -114,7 +123,8 @@ def _handler_marker(name: str) -> str:
 
 
 def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    # '!' as the escape character reads the same in MySQL and SQLite string literals.
+    return text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
 
 
 ORDER = "ORDER BY priority ASC, run_at ASC"

@@ -1,0 +1,43 @@
+"""enqueue(): write a delayed_job row from Python, as ``Delayed::Job.enqueue`` does."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from djmw.backends import open_backend
+from djmw.backends.base import SqlBackend
+
+
+def enqueue(
+    database: str | SqlBackend | None,
+    handler: str,
+    *,
+    priority: int = 0,
+    run_at: datetime | None = None,
+    queue: str | None = None,
+    table: str = "delayed_jobs",
+) -> int:
+    """Insert one job row and return its id.
+
+    ``handler`` is the YAML a Ruby worker loads; build it with ``djmw.encode``
+    (``struct_job``, ``active_job``, ``method_call``) so that Ruby and djmw workers can
+    both run it. ``run_at`` is naive UTC (default now); attempts is 0 and the lock and
+    failure columns stay NULL, as delayed_job writes them.
+
+    Args:
+        database: a URL (a connection is opened and closed), or an open backend to reuse.
+        handler: the handler YAML.
+        priority / run_at / queue: the row's columns (lower priority runs first).
+        table: the table name when ``database`` is a URL.
+
+    Note:
+        A Ruby worker takes any eligible row: put Python-only jobs in a queue Ruby
+        workers do not work, or give them a job class that exists on both sides.
+    """
+    if isinstance(database, SqlBackend):
+        return database.enqueue(handler, priority=priority, run_at=run_at, queue=queue)
+    backend = open_backend(database, table=table)
+    try:
+        return backend.enqueue(handler, priority=priority, run_at=run_at, queue=queue)
+    finally:
+        backend.close()
