@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 import time
 from collections.abc import Sequence
-from types import FrameType
 
 from djmw.backends import open_backend
 from djmw.config import load_config, worker_from_mapping
 from djmw.errors import DjmwError
+from djmw.pool import WorkerPool, worker_names
+from djmw.supervisor import Supervisor
+from djmw.worker import Worker, default_worker_name
 
 LOG_FORMAT = "%(asctime)s: %(message)s"
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
@@ -34,33 +35,50 @@ def configure_logging(level: int = logging.INFO) -> None:
 
 
 def _work(args: argparse.Namespace) -> int:
+    if args.processes > 1 and args.process_index is None:
+        return Supervisor(_child_args(args.argv), args.processes).run()
+    base = args.name
+    if base and args.process_index is not None:
+        base = f"{base}.{args.process_index}"
+    names = worker_names(base, args.threads, default_worker_name)
+    workers = [_build_worker(args, name) for name in names]
+    return WorkerPool(workers, grace=args.grace).run()
+
+
+def _build_worker(args: argparse.Namespace, name: str) -> Worker:
     overrides = {
         "database": args.database,
         "queues": args.queues,
         "min_priority": args.min_priority,
         "max_priority": args.max_priority,
         "sleep_delay": args.sleep_delay,
-        "name": args.name,
+        "name": name,
         "exit_on_complete": True if args.exit_on_complete else None,
         "max_run_time": args.max_run_time,
         "table": args.table,
+        "handlers": args.handlers,
+        "max_reserve_errors": args.max_reserve_errors,
     }
-    if args.handlers:
-        overrides["handlers"] = args.handlers
-    worker = (
-        load_config(args.config, **overrides)
-        if args.config
-        else worker_from_mapping({}, **overrides)
-    )
-    worker.prepare()
+    if args.config:
+        return load_config(args.config, **overrides)
+    return worker_from_mapping({}, **overrides)
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        worker.stop()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    worker.run()
-    return 0 if worker.status in ("stopped", "done") else 1
+def _child_args(argv: Sequence[str]) -> list[str]:
+    """Drop ``--processes N`` (both spellings) from the parent's arguments."""
+    child: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg == "--processes":
+            skip = True
+            continue
+        if arg.startswith("--processes="):
+            continue
+        child.append(arg)
+    return child
 
 
 def _schema(args: argparse.Namespace) -> int:
@@ -97,6 +115,24 @@ def parser() -> argparse.ArgumentParser:
     work.add_argument("--name", help="worker name (default host:<host> pid:<pid>)")
     work.add_argument("--table")
     work.add_argument("--exit-on-complete", action="store_true")
+    work.add_argument(
+        "--processes", type=_positive_int, default=1, help="worker processes (default 1)"
+    )
+    work.add_argument(
+        "--threads", type=_positive_int, default=1, help="worker threads per process (default 1)"
+    )
+    work.add_argument(
+        "--grace",
+        type=float,
+        default=30.0,
+        help="seconds running jobs get to finish after TERM/INT (default 30)",
+    )
+    work.add_argument(
+        "--max-reserve-errors",
+        type=_positive_int,
+        help="consecutive reserve errors before exiting (default 10)",
+    )
+    work.add_argument("--process-index", type=int, help=argparse.SUPPRESS)
     work.set_defaults(run=_work)
 
     schema = commands.add_parser("schema", help="create the delayed_jobs table")
@@ -110,9 +146,19 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        msg = f"must be at least 1, got {value}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``djmw`` command."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
+    args.argv = argv
     configure_logging()
     try:
         return int(args.run(args))

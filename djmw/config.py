@@ -105,6 +105,7 @@ def build_middleware(entry: object, index: int, handlers: Handlers) -> Middlewar
             )
             raise ConfigurationError(msg)
         target = import_object(name, where)
+    options = {key: build_option(value, f"{where}.{key}") for key, value in options.items()}
     if inspect.isclass(target) or options:
         if "handlers" in _parameters(target) and "handlers" not in options:
             options["handlers"] = handlers
@@ -122,6 +123,21 @@ def build_middleware(entry: object, index: int, handlers: Handlers) -> Middlewar
         msg = f"{where}: {built!r} is not callable as (job, call_next)."
         raise ConfigurationError(msg)
     return built  # type: ignore[no-any-return]
+
+
+def build_option(value: object, where: str) -> object:
+    """Build an option value: a table with ``use`` becomes the object it names, called
+    with the table's other keys (``backoff = { use = "tenacity:wait_exponential",
+    multiplier = 2 }``); anything else is passed as it is."""
+    if isinstance(value, Mapping) and isinstance(value.get("use"), str):
+        target = import_object(value["use"], where)
+        kwargs = {k: build_option(v, f"{where}.{k}") for k, v in value.items() if k != "use"}
+        try:
+            return target(**kwargs)
+        except (TypeError, ValueError) as exc:
+            msg = f"{where}: cannot build {value['use']!r} with {sorted(kwargs)}: {exc}"
+            raise ConfigurationError(msg) from exc
+    return value
 
 
 def _parameters(target: object) -> set[str]:

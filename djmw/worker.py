@@ -13,6 +13,7 @@ from typing import Any, Literal
 import attrs
 
 from djmw._clock import Clock, local_now, utc_now
+from djmw._interrupt import raise_in_thread
 from djmw.backends import Backend, ReserveRequest, open_backend
 from djmw.chain import CallNext, Middleware, compose
 from djmw.errors import BackendError, ConfigurationError, DjmwError
@@ -39,6 +40,14 @@ def default_worker_name(prefix: str = "") -> str:
 
 class ReserveErrorsExceeded(BackendError):
     """Too many consecutive reserve errors (delayed_job's FatalBackendError)."""
+
+
+class WorkerShutdown(BaseException):
+    """Raised into a running job by ``Worker.interrupt()`` at a hard shutdown.
+
+    A BaseException, so that no middleware (they catch Exception) turns it into a failed
+    attempt: the worker unlocks the row with attempts unchanged.
+    """
 
 
 def _optional_int(name: str) -> Callable[[Any, Any, Any], None]:
@@ -157,6 +166,10 @@ class Worker:
     _db: Backend | None = attrs.field(default=None, init=False)
     _reserve_errors: int = attrs.field(default=0, init=False)
     _given_back: dict[int, None] = attrs.field(factory=dict, init=False)
+    _current: Any = attrs.field(default=None, init=False)
+    _job_thread: int | None = attrs.field(default=None, init=False)
+    _job_lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
+    _interrupted: bool = attrs.field(default=False, init=False)
     error: BaseException | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -246,6 +259,32 @@ class Worker:
             self.logger.info("[Worker(%s)] Exiting...", self.worker_name)
         self._stop.set()
 
+    def interrupt(self) -> bool:
+        """Hard shutdown: stop, and raise WorkerShutdown inside the running job, if any.
+
+        The job's row is then unlocked with attempts unchanged. Returns True if a job was
+        running. Limits: the exception lands at the job's next Python bytecode, so a job
+        blocked in a C call is interrupted only when that call returns; a job running
+        under ``EnforceTimeout(mode="process")`` is stopped by killing its child process.
+        """
+        self.stop()
+        with self._job_lock:
+            self._interrupted = True
+            if self._job_thread is None:
+                return False
+            raise_in_thread(self._job_thread, WorkerShutdown)
+            return True
+
+    @property
+    def interrupted(self) -> bool:
+        """True once ``interrupt()`` was called (a hard shutdown)."""
+        return self._interrupted
+
+    @property
+    def current_job(self) -> Any:
+        """The job this worker is running now, or None."""
+        return self._current
+
     @property
     def stopping(self) -> bool:
         """True once stop() was called."""
@@ -304,6 +343,8 @@ class Worker:
                 self._stop.wait(self.sleep_delay)
                 if self._status == "sleeping":
                     self._status = "running"
+            self._status = "stopped"
+        except WorkerShutdown:
             self._status = "stopped"
         except ReserveErrorsExceeded as exc:
             self._status = "crashed"
@@ -374,6 +415,20 @@ class Worker:
                 failed += 1
         return succeeded, failed
 
+    def _run_chain(self, job: Any) -> Any:
+        assert self._chain is not None  # noqa: S101 - prepare() ran
+        with self._job_lock:
+            if self._interrupted:
+                raise WorkerShutdown
+            self._current, self._job_thread = job, threading.get_ident()
+        try:
+            return self._chain(job)
+        finally:
+            with self._job_lock:
+                if self._interrupted and self._job_thread is not None:
+                    raise_in_thread(self._job_thread, None)  # cancel one not yet delivered
+                self._current, self._job_thread = None, None
+
     def _skip(self, job_id: int) -> None:
         self._given_back[job_id] = None
         if len(self._given_back) > _GIVE_BACK_MEMORY:
@@ -384,7 +439,13 @@ class Worker:
         assert self._chain is not None  # noqa: S101 - likewise
         job = attrs.evolve(job, worker_max_run_time=self.max_run_time, clock=self.now)
         try:
-            outcome = self._chain(job)
+            outcome = self._run_chain(job)
+        except WorkerShutdown:
+            self.logger.info(
+                "%s interrupted by shutdown; unlocking it, attempts unchanged", job_prefix(job)
+            )
+            self._db.unlock(job)
+            raise
         except JobNotRegistered as exc:
             self.logger.debug("[Worker(%s)] %s", self.worker_name, exc)
             self._db.unlock(job)

@@ -47,8 +47,15 @@ def _code(exc: BaseException) -> int | None:
     return None
 
 
-def is_transient(exc: BaseException) -> bool:
-    """True for errors worth retrying: deadlocks, lock waits, lost connections."""
+def is_transient(exc: BaseException | None) -> bool:
+    """True for errors worth retrying: deadlocks, lock waits, lost connections.
+
+    A BackendError from a failed reconnect is transient when its cause is.
+    """
+    if isinstance(exc, BackendError):
+        return is_transient(exc.__cause__)
+    if exc is None:
+        return False
     code = _code(exc)
     return code in _LOCK_ERRORS or code in _CONNECTION_ERRORS
 

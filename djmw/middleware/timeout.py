@@ -117,26 +117,30 @@ class EnforceTimeout:
         - ``cooperative`` stops nothing: the handler must poll ``job.timed_out``. A handler
           that returns after the limit (done or not) fails with the JobTimeout.
         - ``process`` stops everything, C calls, GIL-holding C loops and deadlocks
-          included: the inner chain runs in a child forked (``fork`` start method, POSIX)
-          from the worker, in its own process group. At the limit the parent sets
-          ``job.timed_out``, sends SIGTERM to the group (the child's SIGTERM action is
-          reset to the default, so it ends at once unless the handler installed its own
-          handler), then SIGKILL after ``grace``. The child ends with ``os._exit``, so no
-          inherited finalizer (a PyMySQL connection of the worker, whose socket the child
-          inherited; an SQLite handle) sends anything on the worker's connection: the
-          outcome is always written on a connection the handler could not have left
-          mid-query. The price: a fork per job (copy-on-write, milliseconds); changes the
-          handler makes to in-memory state (caches, module globals) stay in the child;
-          the child never sees ``job.timed_out`` become True; only the forking thread
-          exists in the child, and a lock another worker thread held at the fork stays
-          held there (a handler that needs it hangs, until the limit). Results come back
-          pickled: a return value that cannot be pickled becomes ``Succeeded(None)``; an
-          exception that cannot be pickled arrives as a ChildJobError named like the
-          original class, with its message and the child's traceback text; the
-          traceback of either is rebuilt, so ``last_error`` lists the handler's frames.
-          A child that dies (a signal, ``os._exit``) fails the attempt with
-          ChildProcessFailed (``the job's child process died with signal 9 (SIGKILL)``).
-          With no limit (0), the inner chain still runs in a child, without a deadline.
+          included. The inner chain runs in a child forked from the worker (``fork``
+          start method, POSIX), in its own process group. At the limit the parent sets
+          ``job.timed_out`` and sends SIGTERM to the group (the child's SIGTERM action is
+          reset to the default, so it ends at once unless the handler installs its own
+          handler), then SIGKILL after ``grace``; processes the handler started die too.
+
+        In ``process`` mode the child ends with ``os._exit``, so no finalizer it inherited
+        runs: a PyMySQL connection of the worker, whose socket the child inherited, never
+        sends anything from the child, and the outcome is always written on a connection
+        the handler could not have left mid-query. Results come back pickled: a return
+        value that cannot be pickled becomes ``Succeeded(None)``; an exception that
+        cannot be pickled (or does not unpickle equal) arrives as a ChildJobError named
+        like the original class, with its message and the child's traceback text. The
+        child's traceback is rebuilt either way, so ``last_error`` lists the handler's
+        frames. A child that dies (a signal, ``os._exit``) fails the attempt with a
+        retryable ChildProcessFailed: ``the job's child process died with signal 9
+        (SIGKILL)``. With no limit (0) the inner chain still runs in a child.
+
+        Its price: a fork per job (copy-on-write, a few milliseconds); what the handler
+        changes in memory (caches, module globals) stays in the child; the child never
+        sees ``job.timed_out`` turn True; only the forking thread exists in the child,
+        so a lock that another thread held at the fork stays held there (a handler that
+        needs it hangs until the limit), and log handlers that pass records to a thread
+        (QueueListener) lose the child's records.
     """
 
     max_run_time: float | None = attrs.field(default=None, validator=_check_max_run_time)
