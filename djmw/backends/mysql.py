@@ -12,10 +12,11 @@ from typing import Any, Literal
 import pymysql
 import tenacity
 from pymysql.connections import Connection
+from pymysql.constants import CLIENT
 
 from djmw._clock import Clock, utc_now
 from djmw.backends._sql import ORDER, ReserveRequest, ready_where
-from djmw.backends.base import SqlBackend, check_columns, locked
+from djmw.backends.base import SqlBackend, check_columns
 from djmw.backends.url import DatabaseUrl
 from djmw.errors import BackendError, ConfigurationError
 from djmw.job import Job
@@ -134,6 +135,8 @@ class MysqlBackend(SqlBackend):
             charset="utf8mb4",
             autocommit=True,
             connect_timeout=5,
+            # The claim is one multi-statement round trip; every value is still a parameter.
+            client_flag=CLIENT.MULTI_STATEMENTS,
         )
         with conn.cursor() as cursor:
             cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
@@ -264,29 +267,35 @@ class MysqlBackend(SqlBackend):
             raise BackendError(msg) from exc
 
     def _reserve_skip_locked(self, request: ReserveRequest) -> Job | None:
-        select, params = self.ready_sql(request)
+        # One round trip: find, lock and read the row in one short transaction. The
+        # UPDATE repeats the whole predicate on the row itself (checklist item 6).
+        where, params = ready_where(request, self.mark)
+        params = [self._compare(p) if isinstance(p, datetime) else p for p in params]
+        t, name = self._t, request.worker_name
+        sql = (
+            "SET @djmw_id = NULL; START TRANSACTION; "
+            f"SELECT id INTO @djmw_id FROM {t} WHERE {where} {ORDER} LIMIT 1 FOR UPDATE SKIP LOCKED; "
+            f"UPDATE {t} SET locked_at = %s, locked_by = %s WHERE id = @djmw_id AND {where}; "
+            f"SELECT {self.select_columns} FROM {t} WHERE id = @djmw_id AND locked_by = %s; "
+            "COMMIT"
+        )
+        values = (*params, self._stamp(request.now), name, *params, name)
         conn = self.connection
-        conn.begin()
+        row = None
         try:
             with conn.cursor() as cursor:
-                cursor.execute(select + " FOR UPDATE SKIP LOCKED", tuple(params))
-                row = cursor.fetchone()
-                if row is None:
-                    conn.rollback()
-                    return None
-                job = self.to_job(row)
-                lock, lock_params = self.lock_sql(request, job.id)
-                cursor.execute(lock, tuple(lock_params))
-            conn.commit()
+                cursor.execute(sql, values)
+                while True:
+                    if cursor.description is not None:
+                        row = cursor.fetchone()
+                    if not cursor.nextset():
+                        break
         except BaseException:
-            # The original error is the one to report.
+            # The original error is the one to report; never leave the transaction open.
             with contextlib.suppress(Exception):
                 conn.rollback()
             raise
-        stamp = self._stamp(request.now)
-        return locked(
-            job, request.worker_name, stamp if isinstance(stamp, datetime) else request.now
-        )
+        return self.to_job(row) if row is not None else None
 
     def _reserve_update_limit(self, request: ReserveRequest) -> Job | None:
         where, params = ready_where(request, self.mark)
