@@ -349,6 +349,7 @@ class Worker:
         except ReserveErrorsExceeded as exc:
             self._status = "crashed"
             self.error = exc
+            self.logger.error("[Worker(%s)] Exiting: %s", self.worker_name, exc)
             if self.on_reserve_errors == "raise":
                 raise
         except BaseException as exc:

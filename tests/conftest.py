@@ -35,9 +35,12 @@ def mysql_url() -> Iterator[str]:
     name = f"djmw_t_{uuid.uuid4().hex[:12]}"
     with conn.cursor() as cursor:
         cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    conn.close()
     try:
         yield f"{MYSQL_SERVER}/{name}"
     finally:
+        # A new connection: the test may have restarted the server.
+        conn = _server_connection()
         with conn.cursor() as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
         conn.close()
