@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import attrs
@@ -65,12 +66,21 @@ def parse_url(url: str | None) -> DatabaseUrl:
             raise ConfigurationError(msg)
         return DatabaseUrl(dialect="sqlite", path=unquote(path))
     if scheme in _MYSQL_SCHEMES:
+        problem: str | None = None
         try:
             parts = urlsplit(url)
             port = parts.port
+            if "@" not in parts.netloc and "@" in parts.path + parts.query + parts.fragment:
+                problem = "the user name or password holds a '/', '?' or '#'"
         except ValueError as exc:
-            msg = f"bad database URL {_safe(url)}: {exc}."
-            raise ConfigurationError(msg) from exc
+            # A password holding '/', '?' or '#' is read as the port, and urlsplit's
+            # message quotes it: report it redacted, and chain nothing.
+            problem = _redact(str(exc), url)
+        if problem is not None:
+            msg = f"bad database URL {_safe(url)}: {problem}."
+            if _userinfo(url):
+                msg = msg[:-1] + "; percent-encode '/', '?', '#' and '@' in the user and password."
+            raise ConfigurationError(msg)
         query = parse_qs(parts.query)
         database = unquote(parts.path.lstrip("/")) or None
         return DatabaseUrl(
@@ -89,12 +99,28 @@ def parse_url(url: str | None) -> DatabaseUrl:
     raise ConfigurationError(msg)
 
 
+def _userinfo(url: str) -> str:
+    # Everything between "://" and the last "@", even where urlsplit reads part of it as
+    # the port or the path.
+    _, separator, rest = url.partition("://")
+    userinfo, at, _ = rest.rpartition("@")
+    return userinfo if separator and at else ""
+
+
 def _safe(url: str) -> str:
     # Never echo a password back in an error message.
-    try:
-        parts = urlsplit(url)
-        if parts.password:
-            return url.replace(f":{parts.password}@", ":***@")
-    except ValueError:
-        return "'<unparseable URL>'"
+    userinfo = _userinfo(url)
+    if ":" in userinfo:
+        user = userinfo.split(":", 1)[0]
+        return repr(url.replace(f"{userinfo}@", f"{user}:***@", 1))
     return repr(url)
+
+
+def _redact(text: str, url: str) -> str:
+    userinfo = _userinfo(url)
+    password = userinfo.split(":", 1)[1] if ":" in userinfo else ""
+    # urlsplit quotes the password up to its first '/', '?' or '#' as the port.
+    before_delimiter = re.split(r"[/?#]", password, maxsplit=1)[0]
+    for secret in sorted({password, unquote(password), before_delimiter} - {""}, key=len)[::-1]:
+        text = text.replace(secret, "***")
+    return text

@@ -39,6 +39,9 @@ Frame = tuple[str, int, str]
 
 _HEADER = struct.Struct("!Q")
 _POLL_SECONDS = 0.05
+# The longest the parent sleeps in one wait: an exception raised into its thread
+# (Worker.interrupt) lands between waits, and then kills the child.
+_WAKE_SECONDS = 0.25
 _CHUNK = 1 << 16
 _EXIT_SENT = 0
 _EXIT_UNSENT = 70  # EX_SOFTWARE: the child could not even report its result
@@ -140,11 +143,13 @@ def _pack_error(error: BaseException, skip_frames: int = 0) -> tuple[object, ...
 def _pack_outcome(outcome: Outcome) -> tuple[object, ...]:
     match outcome:
         case Succeeded(value=value):
+            # Pickled apart: a value that fails to pickle here, or to unpickle in the
+            # worker, must not turn a job that ran into a failed (and rerun) attempt.
             try:
-                pickle.dumps(value)
+                data = pickle.dumps(value)
             except Exception:
-                value = None
-            return ("succeeded", value)
+                data = pickle.dumps(None)
+            return ("succeeded", data)
         case Rescheduled(run_at=run_at, attempts=attempts, error=error):
             return ("rescheduled", run_at, attempts, _pack_error(error))
         case Failed(attempts=attempts, error=error, delete=delete, exhausted=exhausted):
@@ -230,8 +235,11 @@ def _unpack_error(packed: tuple[object, ...], job_id: int) -> BaseException:
 
 def _unpack_outcome(packed: tuple[object, ...], job_id: int) -> Outcome:
     match packed:
-        case ("succeeded", value):
-            return Succeeded(value)
+        case ("succeeded", bytes() as data):
+            try:
+                return Succeeded(pickle.loads(data))  # noqa: S301 - our child's bytes
+            except Exception:
+                return Succeeded(None)
         case ("rescheduled", datetime() as run_at, int() as attempts, tuple() as error):
             return Rescheduled(run_at=run_at, attempts=attempts, error=_unpack_error(error, job_id))
         case ("failed", int() as attempts, bool() as delete, bool() as exhausted, tuple() as error):
@@ -409,8 +417,8 @@ def run_in_child(
                 msg = f"the job's child process ran past its {limit:g} s limit and was killed"
                 raise ChildTimedOut(msg, job_id=job.id)
             else:
-                wait = 1.0 if deadline is None else deadline - now
-            child.wait(min(wait, 1.0))
+                wait = _WAKE_SECONDS if deadline is None else deadline - now
+            child.wait(min(wait, _WAKE_SECONDS))
     finally:
         if not child.reaped:  # the parent itself was interrupted: leave no orphan behind
             with contextlib.suppress(OSError):

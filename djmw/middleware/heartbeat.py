@@ -63,10 +63,10 @@ class Heartbeat:
     is ``UPDATE <table> SET locked_at = <now> WHERE id = ? AND locked_by = ?``, with "now"
     from the job's clock; no schema change.
 
-    Where: inside RunHooks and LogOutcome, outside EnforceTimeout, e.g.
-    ``[DecodeYAML(), RunHooks(...), LogOutcome(), Heartbeat(...), MarkFailed(),
-    ScheduleRetry(), CountAttempts(), EnforceTimeout(mode="process")]``. Outside
-    EnforceTimeout, the beat thread stays in the worker process in ``process`` mode.
+    Where: inside RunHooks and LogOutcome, outside EnforceTimeout when the chain has one:
+    ``chain = default_middlewares(handlers); chain.insert(3, Heartbeat(...))`` puts it
+    right after LogOutcome. Outside EnforceTimeout, the beat thread stays in the worker
+    process when ``mode="process"`` runs the handler in a child.
 
     Args:
         interval: seconds between beats (default 60); keep it well below the workers'
@@ -83,13 +83,13 @@ class Heartbeat:
         lock had already expired and another worker took it), a warning is logged and
         the beats stop. A job without ``locked_by`` (unit tests) runs without beats.
 
-        Limits: EnforceTimeout still fails a job at the worker's max_run_time (it caps
-        its limit there), so a chain with a short max_run_time and long jobs leaves
-        EnforceTimeout out or accepts that limit. In ``interrupt`` and ``cooperative``
-        mode, a handler looping in C while holding the GIL also stops the beat thread;
-        with EnforceTimeout's ``process`` mode the handler runs in a child process and
-        the beats go on. A frozen worker (SIGSTOP, a suspended VM) stops beating too, so
-        its lock expires as it would without a heartbeat.
+        With a short worker max_run_time (the lock expiry), give long jobs their own
+        limit with ``EnforceTimeout(max_run_time=...)``, which may exceed the worker's.
+
+        Limits: a handler looping in C while holding
+        the GIL starves the beat thread like every other thread, unless EnforceTimeout's
+        ``process`` mode runs it in a child process. A frozen worker (SIGSTOP, a
+        suspended VM) stops beating too, so its lock expires as without a heartbeat.
     """
 
     interval: float = attrs.field(default=60.0, validator=_check_interval)

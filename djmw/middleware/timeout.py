@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import ctypes
 import math
 import threading
 from typing import Literal
 
 import attrs
 
+from djmw._interrupt import raise_in_thread
 from djmw.chain import CallNext
 from djmw.errors import ConfigurationError, JobTimeout
 from djmw.job import Job
@@ -18,6 +18,7 @@ from djmw.middleware._child import (
     ChildTimedOut,
     run_in_child,
 )
+from djmw.middleware._watchdog import Watchdog
 from djmw.outcome import Outcome
 
 TimeoutMode = Literal["interrupt", "cooperative", "process"]
@@ -38,14 +39,6 @@ def timeout_message(worker_limit: float) -> str:
     seconds = int(worker_limit)
     unit = "second" if seconds == 1 else "seconds"
     return f"execution expired (Delayed::Worker.max_run_time is only {seconds} {unit})"
-
-
-def _raise_in_thread(thread_id: int, exc_type: type[BaseException] | None) -> None:
-    # The interpreter delivers it at the thread's next bytecode boundary; passing None
-    # cancels a pending one.
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(
-        ctypes.c_ulong(thread_id), ctypes.py_object(exc_type) if exc_type else None
-    )
 
 
 class _Interrupted(JobTimeout):
@@ -97,8 +90,10 @@ class EnforceTimeout:
     ``execution expired (Delayed::Worker.max_run_time is only N seconds)``.
 
     Args:
-        max_run_time: seconds; None uses the worker's value. A value above the worker's is
-            capped, because other workers steal the lock after the worker's max_run_time.
+        max_run_time: seconds; None uses the worker's value. A value set here is the
+            limit even above the worker's max_run_time, which is also the lock expiry:
+            pair such a value with the Heartbeat middleware, or other workers take the
+            job once its lock expires.
         mode: ``interrupt`` (default) raises the timeout inside the job's thread;
             ``cooperative`` only sets ``job.timed_out`` for the handler to poll, and fails
             the attempt when the handler returns after the limit; ``process`` runs the
@@ -146,12 +141,11 @@ class EnforceTimeout:
     max_run_time: float | None = attrs.field(default=None, validator=_check_max_run_time)
     mode: TimeoutMode = attrs.field(default="interrupt", validator=_check_mode)
     grace: float = attrs.field(default=2.0, validator=_check_grace)
+    _watchdog: Watchdog = attrs.field(factory=Watchdog, init=False, eq=False, repr=False)
 
     def __call__(self, job: Job, call_next: CallNext, /) -> Outcome:
         """Run the inner chain under the job's time limit."""
-        worker_limit = job.worker_max_run_time
-        if self.max_run_time is not None:
-            worker_limit = min(worker_limit, self.max_run_time)
+        worker_limit = job.worker_max_run_time if self.max_run_time is None else self.max_run_time
         limit = effective_limit(job, worker_limit)
         if self.mode == "process":
             return self._in_child(job, call_next, limit)
@@ -165,11 +159,9 @@ class EnforceTimeout:
             with lock:
                 job.timeout_event.set()
                 if running[0] and self.mode == "interrupt":
-                    _raise_in_thread(thread_id, _Interrupted)
+                    raise_in_thread(thread_id, _Interrupted)
 
-        timer = threading.Timer(limit, expire)
-        timer.daemon = True
-        timer.start()
+        timer = self._watchdog.schedule(limit, expire)
         try:
             outcome = call_next(job)
         except _Interrupted as exc:
@@ -179,7 +171,7 @@ class EnforceTimeout:
                 running[0] = False
                 timer.cancel()
                 if job.timed_out and self.mode == "interrupt":
-                    _raise_in_thread(thread_id, None)
+                    raise_in_thread(thread_id, None)
         if job.timed_out and self.mode == "cooperative":
             # The handler saw the flag and stopped early: its work is not done.
             raise JobTimeout(timeout_message(job.worker_max_run_time), job_id=job.id)
