@@ -494,3 +494,84 @@ def test_item22_failure_hook_only_on_permanent_failure(db_url: str, clock: Manua
     clock.advance(60)
     worker.work_off(1)
     assert calls == ["perform", "perform", "failure"]
+
+
+def test_item6_racing_workers_never_share_a_row(db_url: str) -> None:
+    """4/6: four workers racing on one table each take distinct rows; every job runs once."""
+    race(db_url, "auto")
+
+
+@pytest.mark.mysql
+def test_item6_racing_with_delayed_jobs_update_limit(mysql_url: str) -> None:
+    """6: the same race with delayed_job_active_record's UPDATE ... LIMIT 1 strategy."""
+    race(mysql_url, "update_limit")
+
+
+def race(db_url: str, strategy: str) -> None:
+    import threading
+
+    db = open_backend(db_url)
+    db.create_schema()
+    for _ in range(300):
+        db.enqueue(OK)
+    ran: list[int] = []
+    lock = threading.Lock()
+
+    def record(job: Job) -> None:
+        with lock:
+            ran.append(job.id)
+
+    options = {"reserve_sql": strategy} if db_url.startswith("mysql") else {}
+    workers = [
+        Worker(
+            database=db_url,
+            handlers=Handlers({"OkJob": record}),
+            name=f"racer {index}",
+            exit_on_complete=True,
+            backend_options=options,
+        )
+        for index in range(4)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    assert len(ran) == len(set(ran)) == 300
+    assert db.jobs() == []
+    db.close()
+
+
+def test_item21_middlewares_nest_like_lifecycle_arounds(db_url: str, clock: ManualClock) -> None:
+    """21: delayed_job's around callbacks are middlewares: first registered is outermost,
+    and code after call_next is skipped when the action raises (no implicit ensure)."""
+    from djmw import CallNext, Outcome
+    from djmw import middleware as mw
+
+    db = backend_at(db_url, clock)
+    db.enqueue(OK)
+    db.enqueue(FAIL)
+    trace: list[str] = []
+
+    def around(name: str):  # type: ignore[no-untyped-def]
+        def middleware(job: Job, call_next: CallNext) -> Outcome:
+            trace.append(f"{name}_in {job.name}")
+            outcome = call_next(job)
+            trace.append(f"{name}_out {job.name}")
+            return outcome
+
+        return middleware
+
+    registry = handlers()
+    chain = mw.default_middlewares(registry)
+    chain[5:5] = [around("A"), around("B")]  # inside ScheduleRetry: a failure skips the outs
+    Worker(database=db_url, handlers=registry, clock=clock, name=NAME, middlewares=chain).work_off(
+        2
+    )
+    assert trace == [
+        "A_in OkJob",
+        "B_in OkJob",
+        "B_out OkJob",
+        "A_out OkJob",
+        "A_in FailJob",
+        "B_in FailJob",
+    ]
