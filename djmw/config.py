@@ -72,14 +72,20 @@ def import_object(path: str, what: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        msg = f"{what}: cannot import module {module_name!r} ({exc})."
+        msg = (
+            f"{what}: cannot import module {module_name!r} ({exc}); check the spelling and "
+            "that the package is installed or on sys.path (PYTHONPATH)."
+        )
         raise ConfigurationError(msg) from exc
     try:
         value = module
         for part in attribute.split("."):
             value = getattr(value, part)
     except AttributeError as exc:
-        msg = f"{what}: module {module_name!r} has no attribute {attribute!r}."
+        msg = (
+            f"{what}: module {module_name!r} has no attribute {attribute!r}; check the name "
+            "after the colon."
+        )
         raise ConfigurationError(msg) from exc
     return value
 
@@ -115,7 +121,11 @@ def build_middleware(entry: object, index: int, handlers: Handlers) -> Middlewar
             msg = f"{where}: {exc}"
             raise ConfigurationError(msg) from exc
         except (TypeError, ValueError) as exc:
-            msg = f"{where}: bad options {sorted(options)}: {exc}"
+            accepted = sorted(_parameters(target) - {"self"})
+            msg = (
+                f"{where}: bad options {sorted(options)}: {exc}; "
+                f"it accepts {', '.join(accepted) or 'no options'}."
+            )
             raise ConfigurationError(msg) from exc
     else:
         built = target

@@ -21,6 +21,19 @@ a job at once without retries, the equivalent of dj-consumer's `{:failed? true}`
 from __future__ import annotations
 
 
+def error_message(error: BaseException) -> str:
+    """Return ``str(error)`` safely: never raises, and always encodable as UTF-8.
+
+    An exception whose ``__str__`` raises is named ``<unprintable X>``; lone surrogates
+    (file names from ``os.fsdecode``) are backslash-escaped, so the text can be stored.
+    """
+    try:
+        text = str(error)
+    except Exception:  # a broken __str__ must not cost the job its outcome
+        text = f"<unprintable {type(error).__name__}>"
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class DjmwError(Exception):
     """Base class of every error djmw raises."""
 
@@ -66,7 +79,9 @@ class AttemptFailed(JobError):
     """
 
     def __init__(self, *, attempts: int, error: BaseException, job_id: int | None = None) -> None:
-        super().__init__(f"attempt {attempts} of job {job_id} failed: {error}", job_id=job_id)
+        super().__init__(
+            f"attempt {attempts} of job {job_id} failed: {error_message(error)}", job_id=job_id
+        )
         self.attempts = attempts
         self.error = error
 

@@ -7,6 +7,8 @@ from datetime import datetime
 
 import attrs
 
+from djmw.errors import error_message
+
 
 @attrs.frozen
 class Succeeded:
@@ -65,7 +67,8 @@ def error_text(error: BaseException) -> str:
     """
     frames = traceback.extract_tb(error.__traceback__)
     lines = [f"{frame.filename}:{frame.lineno}:in `{frame.name}'" for frame in reversed(frames)]
-    return "\n".join([str(error), *lines])
+    text = "\n".join([error_message(error), *lines])
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def error_class_name(error: BaseException) -> str:

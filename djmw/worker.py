@@ -14,7 +14,7 @@ import attrs
 
 from djmw._clock import Clock, local_now, utc_now
 from djmw._interrupt import raise_in_thread
-from djmw.backends import Backend, ReserveRequest, open_backend
+from djmw.backends import Backend, ReserveRequest, open_backend, parse_url
 from djmw.chain import CallNext, Middleware, compose
 from djmw.errors import BackendError, ConfigurationError, DjmwError
 from djmw.handlers import Handlers
@@ -66,6 +66,33 @@ def _positive_number(name: str) -> Callable[[Any, Any, Any], None]:
             raise ConfigurationError(msg)
 
     return check
+
+
+def _optional_str(name: str) -> Callable[[Any, Any, Any], None]:
+    def check(instance: Any, attribute: Any, value: Any) -> None:
+        if value is not None and not isinstance(value, str):
+            msg = f"Worker: {name} must be a string, got {value!r}."
+            raise ConfigurationError(msg)
+
+    return check
+
+
+def _boolean(name: str) -> Callable[[Any, Any, Any], None]:
+    def check(instance: Any, attribute: Any, value: Any) -> None:
+        if not isinstance(value, bool):
+            msg = f"Worker: {name} must be true or false, got {value!r}."
+            raise ConfigurationError(msg)
+
+    return check
+
+
+def _redacted(url: object) -> str:
+    if not isinstance(url, str):
+        return repr(url)
+    try:
+        return repr(parse_url(url).redacted)
+    except DjmwError:
+        return "'<unparseable URL>'"
 
 
 def _queues(value: object) -> tuple[str | None, ...] | None:
@@ -134,20 +161,20 @@ class Worker:
         logger: where worker lines go; default the ``djmw`` logger.
     """
 
-    database: str | None = None
+    database: str | None = attrs.field(default=None, repr=_redacted)
     handlers: Handlers = attrs.field(factory=Handlers)
     middlewares: tuple[Middleware, ...] | None = attrs.field(default=None, converter=_middlewares)
     queues: tuple[str | None, ...] | None = attrs.field(default=None, converter=_queues)
     min_priority: int | None = attrs.field(default=None, validator=_optional_int("min_priority"))
     max_priority: int | None = attrs.field(default=None, validator=_optional_int("max_priority"))
-    name: str | None = None
+    name: str | None = attrs.field(default=None, validator=_optional_str("name"))
     table: str = "delayed_jobs"
     max_run_time: float = attrs.field(
         default=4 * 3600.0, validator=_positive_number("max_run_time")
     )
     sleep_delay: float = attrs.field(default=5.0, validator=_positive_number("sleep_delay"))
     batch_size: int = attrs.field(default=100, validator=_positive_number("batch_size"))
-    exit_on_complete: bool = False
+    exit_on_complete: bool = attrs.field(default=False, validator=_boolean("exit_on_complete"))
     max_reserve_errors: int = attrs.field(
         default=10, validator=_positive_number("max_reserve_errors")
     )
@@ -156,7 +183,7 @@ class Worker:
     clock: Clock | None = None
     backend: BackendFactory | None = None
     backend_options: dict[str, Any] = attrs.field(factory=dict)
-    class_aware: bool = False
+    class_aware: bool = attrs.field(default=False, validator=_boolean("class_aware"))
     logger: logging.Logger = attrs.field(factory=lambda: logging.getLogger(LOGGER_NAME))
 
     _status: Status = attrs.field(default="new", init=False)
@@ -224,9 +251,17 @@ class Worker:
         if self.backend is not None:
             self._db = self.backend()
         else:
-            self._db = open_backend(
-                self.database, table=self.table, clock=self.now, **self.backend_options
-            )
+            try:
+                self._db = open_backend(
+                    self.database, table=self.table, clock=self.now, **self.backend_options
+                )
+            except TypeError as exc:
+                msg = (
+                    f"Worker: backend_options {sorted(self.backend_options)} are not all known "
+                    f"to this database's backend ({exc}); MySQL/MariaDB accepts reserve_sql, "
+                    "write_retry_seconds and connect_attempts; SQLite accepts busy_timeout."
+                )
+                raise ConfigurationError(msg) from exc
         check = getattr(self._db, "check_schema", None)
         if callable(check):
             try:
@@ -467,13 +502,16 @@ class Worker:
             return False
         try:
             self._db.apply(job, outcome)
-        except DjmwError as exc:
+        except Exception as exc:  # the worker must outlive any row it cannot write
             self.logger.error(
-                "%s outcome could not be recorded: %s; the row stays locked by this worker "
-                "and runs again when this worker (or its successor of the same name) reserves.",
+                "%s outcome could not be recorded: %s: %s; the row stays locked by this "
+                "worker and runs again when a worker of this name reserves after a restart, "
+                "or any worker after max_run_time.",
                 job_prefix(job),
+                type(exc).__name__,
                 exc,
             )
+            self._skip(job.id)
             return False
         return isinstance(outcome, Succeeded)
 

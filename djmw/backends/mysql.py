@@ -159,7 +159,11 @@ class MysqlBackend(SqlBackend):
         try:
             self._conn = retrying(self._open)
         except pymysql.err.MySQLError as exc:
-            msg = f"cannot connect to {self.url.redacted}: {exc.args[-1] if exc.args else exc}"
+            reason = exc.args[-1] if exc.args else exc
+            msg = (
+                f"cannot connect to {self.url.redacted}: {reason}; check that the server is "
+                "running and reachable, and the user, password and database in the URL."
+            )
             raise BackendError(msg) from exc
         return self._conn
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 import attrs
 
 from djmw.chain import CallNext
-from djmw.errors import PayloadDecodeError
+from djmw.errors import ConfigurationError, PayloadDecodeError
 from djmw.job import Job
 from djmw.outcome import Outcome
 from djmw.payload import DecodeLimits, decode_handler
@@ -25,6 +26,22 @@ def fallback_name(handler: str | bytes | None) -> str:
     raw = handler.encode("utf-8", "replace") if isinstance(handler, str) else handler
     match = _TAG_NAME.search(raw[:65536])
     return match.group(1).decode("ascii") if match else "<unknown job>"
+
+
+def _as_limits(value: object) -> DecodeLimits:
+    if isinstance(value, DecodeLimits):
+        return value
+    if isinstance(value, Mapping):
+        try:
+            return DecodeLimits(**value)
+        except (TypeError, ValueError, ConfigurationError) as exc:
+            msg = f"DecodeYAML: bad limits {dict(value)!r}: {exc}; keys are {_LIMIT_KEYS}."
+            raise ConfigurationError(msg) from exc
+    msg = f"DecodeYAML: limits must be a DecodeLimits or a table with keys {_LIMIT_KEYS}, got {value!r}."
+    raise ConfigurationError(msg)
+
+
+_LIMIT_KEYS = "max_bytes, max_depth, max_nodes, max_aliases"
 
 
 @attrs.frozen(kw_only=True)
@@ -48,7 +65,7 @@ class DecodeYAML:
         become inspectable values (``djmw.values.RubyObject``), unknown YAML tags fail.
     """
 
-    limits: DecodeLimits = attrs.field(factory=DecodeLimits)
+    limits: DecodeLimits = attrs.field(factory=DecodeLimits, converter=_as_limits)
 
     def __call__(self, job: Job, call_next: CallNext, /) -> Outcome:
         """Decode the handler, then run the rest of the chain."""

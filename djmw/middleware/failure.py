@@ -5,9 +5,21 @@ from __future__ import annotations
 import attrs
 
 from djmw.chain import CallNext
-from djmw.errors import AttemptFailed, PayloadDecodeError, PermanentJobError, RetriesExhausted
+from djmw.errors import (
+    AttemptFailed,
+    ConfigurationError,
+    PayloadDecodeError,
+    PermanentJobError,
+    RetriesExhausted,
+)
 from djmw.job import Job
 from djmw.outcome import Failed, Outcome
+
+
+def _boolean(instance: object, attribute: attrs.Attribute[bool], value: object) -> None:
+    if not isinstance(value, bool):
+        msg = f"MarkFailed: delete_failed must be true or false, got {value!r}."
+        raise ConfigurationError(msg)
 
 
 @attrs.frozen(kw_only=True)
@@ -28,7 +40,7 @@ class MarkFailed:
             override wins; it is ignored for undecodable handlers, as in delayed_job.
     """
 
-    delete_failed: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    delete_failed: bool = attrs.field(default=False, validator=_boolean)
 
     def __call__(self, job: Job, call_next: CallNext, /) -> Outcome:
         """Run the inner chain; convert permanent errors to Failed."""

@@ -11,7 +11,7 @@ from djmw.chain import CallNext
 from djmw.errors import PayloadDecodeError, PermanentJobError
 from djmw.handlers import Handlers
 from djmw.job import Job
-from djmw.middleware.log import LOGGER_NAME, job_prefix
+from djmw.middleware.log import LOGGER_NAME, as_logger, job_prefix
 from djmw.outcome import Failed, Outcome, error_text
 
 #: Keys a handler's ``config(job)`` may return, and the Job field each one sets.
@@ -51,7 +51,9 @@ class RunHooks:
     """
 
     handlers: Handlers
-    logger: logging.Logger = attrs.field(factory=lambda: logging.getLogger(LOGGER_NAME))
+    logger: logging.Logger = attrs.field(
+        factory=lambda: logging.getLogger(LOGGER_NAME), converter=as_logger
+    )
 
     def __call__(self, job: Job, call_next: CallNext, /) -> Outcome:
         """Apply overrides, run the chain, then run failure hooks on permanent failure."""

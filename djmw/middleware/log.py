@@ -8,12 +8,22 @@ import time
 import attrs
 
 from djmw.chain import CallNext
-from djmw.errors import PayloadDecodeError
+from djmw.errors import ConfigurationError, PayloadDecodeError, error_message
 from djmw.job import Job
 from djmw.outcome import Failed, Outcome, Rescheduled, Succeeded, error_class_name
 
 #: The logger djmw writes job and worker lines to.
 LOGGER_NAME = "djmw"
+
+
+def as_logger(value: object) -> logging.Logger:
+    """Accept a Logger or a logger name (as config files give it)."""
+    if isinstance(value, logging.Logger):
+        return value
+    if isinstance(value, str):
+        return logging.getLogger(value)
+    msg = f"logger must be a logging.Logger or a logger name, got {value!r}."
+    raise ConfigurationError(msg)
 
 
 def job_prefix(job: Job) -> str:
@@ -23,7 +33,7 @@ def job_prefix(job: Job) -> str:
 
 
 def _one_line(error: BaseException) -> str:
-    return f"{error_class_name(error)}: {error}"
+    return f"{error_class_name(error)}: {error_message(error)}"
 
 
 @attrs.frozen(kw_only=True)
@@ -48,7 +58,9 @@ class LogOutcome:
         ``%(asctime)s: %(message)s`` with delayed_job's ``%FT%T%z`` time format.
     """
 
-    logger: logging.Logger = attrs.field(factory=lambda: logging.getLogger(LOGGER_NAME))
+    logger: logging.Logger = attrs.field(
+        factory=lambda: logging.getLogger(LOGGER_NAME), converter=as_logger
+    )
 
     def __call__(self, job: Job, call_next: CallNext, /) -> Outcome:
         """Log around the inner chain."""

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.test_processes import bulk_insert, djmw, log_rows, wait_for
+from djmw.backends.base import SqlBackend
+from tests.integration.test_processes import bulk_insert, djmw, log_rows, proc_db, wait_for
 
 pytestmark = pytest.mark.mysql
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,7 +34,13 @@ def start_server() -> None:
     subprocess.run(["bash", str(ROOT / "scripts" / "setup_mariadb.sh")], check=True)
 
 
-def test_workers_survive_a_database_restart(mysql_url: str, db, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture
+def db(mysql_url: str) -> Iterator[SqlBackend]:
+    """A MariaDB backend with delayed_jobs and the job_log side table."""
+    yield from proc_db(mysql_url)
+
+
+def test_workers_survive_a_database_restart(mysql_url: str, db: SqlBackend, tmp_path: Path) -> None:
     """Workers ride out a 3 s outage: every job runs, at most one per worker runs twice,
     the outage is logged, and a worker whose reserve-error limit is lower gives up."""
     bulk_insert(db, "--- !ruby/struct:SleepJob\nseconds: 0.005\n", 1_500)

@@ -25,6 +25,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def db(mysql_url: str) -> Iterator[SqlBackend]:
+    """A MariaDB backend with delayed_jobs and the job_log side table."""
+    yield from proc_db(mysql_url)
+
+
+def proc_db(mysql_url: str) -> Iterator[SqlBackend]:
+    """Create delayed_jobs and job_log in ``mysql_url``; yield a backend on it."""
     backend = open_backend(mysql_url)
     backend.create_schema()
     backend.check_schema()

@@ -37,8 +37,9 @@ module Enqueue
     User.find_or_create_by!(name: name)
   end
 
+  # The row as stored; the in-memory job when a running worker has already done it.
   def fresh(job)
-    Delayed::Job.find(job.id)
+    Delayed::Job.find_by(id: job.id) || job
   end
 
   # Payload as Ruby's loader (Psych.load_dj) gives it back from the stored handler.

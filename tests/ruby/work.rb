@@ -10,8 +10,12 @@
 #
 # Options may also come from the environment: DJ_QUEUES, DJ_MAX_ATTEMPTS, DJ_MAX_RUN_TIME,
 # DJ_MIN_PRIORITY, DJ_MAX_PRIORITY, DJ_SLEEP_DELAY, DJ_READ_AHEAD, DJ_WORKER_NAME,
-# DJ_EXIT_ON_COMPLETE (0/1), DJ_DESTROY_FAILED_JOBS (0/1). Command-line options win.
-# Default: exit when no job is ready (exit_on_complete), like `rake jobs:workoff`.
+# DJ_EXIT_ON_COMPLETE (0/1), DJ_DESTROY_FAILED_JOBS (0/1), DJ_SKIP_CLASSES. Command-line
+# options win. Default: exit when no job is ready (exit_on_complete), like `rake jobs:workoff`.
+#
+# --skip-classes A,B keeps this worker away from struct/object jobs of those classes (jobs
+# only another runtime, such as djmw, can run): an app-side scope on Delayed::Job.ready_to_run,
+# because delayed_job itself reserves every eligible row whatever its class.
 
 require 'optparse'
 require_relative 'env'
@@ -34,6 +38,7 @@ opts = {
   name: ENV['DJ_WORKER_NAME'],
   exit_on_complete: env_flag('DJ_EXIT_ON_COMPLETE'),
   destroy_failed_jobs: env_flag('DJ_DESTROY_FAILED_JOBS'),
+  skip_classes: ENV['DJ_SKIP_CLASSES']&.split(',')&.map(&:strip)&.reject(&:empty?),
   quiet: false,
   work_off: nil,
 }
@@ -52,7 +57,25 @@ OptionParser.new do |o|
   o.on('--[no-]destroy-failed-jobs', 'delete permanently failed jobs (default: yes)') { |v| opts[:destroy_failed_jobs] = v }
   o.on('--quiet', 'no `puts` of log lines (the Logger still gets them)') { opts[:quiet] = true }
   o.on('--work-off N', Integer, 'run one work_off(N) batch instead of start') { |v| opts[:work_off] = v }
+  o.on('--skip-classes LIST', Array, 'never reserve struct/object jobs of these classes') { |v| opts[:skip_classes] = v }
 end.parse!(ARGV)
+
+# Rows whose handler is `--- !ruby/struct:<Name>` or `--- !ruby/object:<Name>` for a skipped
+# class are not ready_to_run for this worker (the scope feeds every reserve strategy).
+if opts[:skip_classes]&.any?
+  patterns = opts[:skip_classes].flat_map do |name|
+    %w[struct object].product(["\n%", ' %']).map do |kind, rest|
+      Delayed::Job.sanitize_sql_like("--- !ruby/#{kind}:#{name}", '!') + rest
+    end
+  end
+  Delayed::Job.singleton_class.prepend(Module.new do
+    define_method(:ready_to_run) do |worker_name, max_run_time|
+      patterns.reduce(super(worker_name, max_run_time)) do |scope, pattern|
+        scope.where("handler NOT LIKE ? ESCAPE '!'", pattern)
+      end
+    end
+  end)
+end
 
 Delayed::Worker.max_attempts = opts[:max_attempts] if opts[:max_attempts]
 Delayed::Worker.max_run_time = opts[:max_run_time] if opts[:max_run_time]
