@@ -50,8 +50,11 @@ def fresh_table(database: str, jobs: int) -> str:
 def run_ruby(url: str) -> float:
     env = {**os.environ, "DJ_DATABASE": url.replace("mysql://", "mysql2://")}
     out = subprocess.run(
-        ["ruby", str(ROOT / "benchmarks" / "ruby_worker.rb")], env=env, check=True,
-        capture_output=True, text=True,
+        ["ruby", str(ROOT / "benchmarks" / "ruby_worker.rb")],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -73,7 +76,8 @@ def run_raw(url: str) -> float:
                 conn.rollback()
                 break
             cursor.execute(
-                "UPDATE delayed_jobs SET locked_at = UTC_TIMESTAMP(), locked_by = 'raw' WHERE id = %s", (row[0],)
+                "UPDATE delayed_jobs SET locked_at = UTC_TIMESTAMP(), locked_by = 'raw' WHERE id = %s",
+                (row[0],),
             )
             conn.commit()
             cursor.execute("DELETE FROM delayed_jobs WHERE id = %s", (row[0],))
@@ -85,7 +89,7 @@ def run_raw(url: str) -> float:
 def run_djmw(url: str) -> float:
     handlers = djmw.Handlers({"NoopJob": lambda job: None})
     logger = logging.getLogger("djmw")
-    logger.handlers[:] = [logging.StreamHandler(open(os.devnull, "w"))]  # noqa: SIM115, PTH123
+    logger.handlers[:] = [logging.StreamHandler(open(os.devnull, "w"))]  # noqa: SIM115
     logger.setLevel(logging.INFO)
     logger.propagate = False
     worker = djmw.Worker(database=url, handlers=handlers, exit_on_complete=True, name="bench")
@@ -99,11 +103,18 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=5000)
     args = parser.parse_args()
     results = {}
-    for name, runner in (("ruby delayed_job 4.1.9", run_ruby), ("raw PyMySQL loop", run_raw), ("djmw", run_djmw)):
+    for name, runner in (
+        ("ruby delayed_job 4.1.9", run_ruby),
+        ("raw PyMySQL loop", run_raw),
+        ("djmw", run_djmw),
+    ):
         url = fresh_table("djmw_bench", args.jobs)
         elapsed = runner(url)
         results[name] = args.jobs / elapsed
-        print(f"{name:24} {args.jobs} jobs in {elapsed:7.2f} s = {results[name]:8.0f} jobs/s", flush=True)
+        print(
+            f"{name:24} {args.jobs} jobs in {elapsed:7.2f} s = {results[name]:8.0f} jobs/s",
+            flush=True,
+        )
     ratio = results["djmw"] / results["ruby delayed_job 4.1.9"]
     share = results["djmw"] / results["raw PyMySQL loop"]
     print(f"djmw / ruby = {ratio:.2f}x (target 3x); djmw / raw loop = {share:.0%}")
