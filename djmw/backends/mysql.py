@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import re
 from collections.abc import Callable, Sequence
@@ -36,6 +37,14 @@ SCHEMA = (
 _LOCK_ERRORS = {1205, 1213}  # lock wait timeout, deadlock: retry on the same connection
 _CONNECTION_ERRORS = {1053, 1927, 2003, 2006, 2013, 2055, 4031}  # reconnect, then retry
 _BAD_STRING = 1366  # a last_error the column's charset cannot hold
+
+#: The claimed row as one JSON column: one field descriptor for PyMySQL to parse instead
+#: of twelve (a third of the client's time per job), and text already valid UTF-8.
+_JSON_ROW = (
+    "JSON_ARRAY(id, priority, attempts, CONVERT(handler USING utf8mb4), "
+    "CONVERT(last_error USING utf8mb4), run_at, locked_at, locked_by, failed_at, queue, "
+    "created_at, updated_at)"
+)
 
 ReserveSql = Literal["auto", "skip_locked", "update_limit"]
 
@@ -193,6 +202,11 @@ class MysqlBackend(SqlBackend):
     def _compare(self, value: datetime) -> object:
         return value
 
+    def _time(self, value: object) -> datetime | None:
+        if isinstance(value, str):  # from JSON_ARRAY
+            return datetime.fromisoformat(value)
+        return value if isinstance(value, datetime) else None
+
     def _select_expression(self, column: str) -> str:
         if column in ("handler", "last_error"):
             # Raw bytes: invalid text must fail its job, never the reserve.
@@ -280,7 +294,7 @@ class MysqlBackend(SqlBackend):
             "SET @djmw_id = NULL; START TRANSACTION; "
             f"SELECT id INTO @djmw_id FROM {t} WHERE {where} {ORDER} LIMIT 1 FOR UPDATE SKIP LOCKED; "
             f"UPDATE {t} SET locked_at = %s, locked_by = %s WHERE id = @djmw_id AND {where}; "
-            f"SELECT {self.select_columns} FROM {t} WHERE id = @djmw_id AND locked_by = %s; "
+            f"SELECT {_JSON_ROW} FROM {t} WHERE id = @djmw_id AND locked_by = %s; "
             "COMMIT"
         )
         values = (*params, self._stamp(request.now), name, *params, name)
@@ -299,7 +313,7 @@ class MysqlBackend(SqlBackend):
             with contextlib.suppress(Exception):
                 conn.rollback()
             raise
-        return self.to_job(row) if row is not None else None
+        return self.to_job(json.loads(row[0])) if row is not None else None
 
     def _reserve_update_limit(self, request: ReserveRequest) -> Job | None:
         where, params = ready_where(request, self.mark)
