@@ -142,7 +142,11 @@ class InMemoryBackend:
                 return None
             job = min(candidates, key=lambda j: (j.priority or 0, j.run_at or datetime.min))
             job = attrs.evolve(
-                job, locked_at=request.now, locked_by=request.worker_name, clock=self.clock
+                job,
+                locked_at=request.now,
+                locked_by=request.worker_name,
+                clock=self.clock,
+                worker_max_run_time=request.max_run_time,
             )
             self.rows[job.id] = job
             return job

@@ -473,7 +473,8 @@ class Worker:
     def _run_one(self, job: Any) -> bool | None:
         assert self._db is not None  # noqa: S101 - prepare() ran; a programming error otherwise
         assert self._chain is not None  # noqa: S101 - likewise
-        job = attrs.evolve(job, worker_max_run_time=self.max_run_time, clock=self.now)
+        if job.worker_max_run_time != self.max_run_time or job.clock is not self.now:
+            job = attrs.evolve(job, worker_max_run_time=self.max_run_time, clock=self.now)
         try:
             outcome = self._run_chain(job)
         except WorkerShutdown:

@@ -134,8 +134,8 @@ class SqlBackend(abc.ABC):
     def _select_expression(self, column: str) -> str:
         return column
 
-    def to_job(self, row: Sequence[Any]) -> Job:
-        """Build a Job from a row in COLUMNS order."""
+    def to_job(self, row: Sequence[Any], max_run_time: float = 4 * 3600.0) -> Job:
+        """Build a Job from a row in COLUMNS order (``max_run_time``: the worker's)."""
         values = dict(zip(COLUMNS, row, strict=True))
         last_error = values["last_error"]
         if isinstance(last_error, bytes):
@@ -154,6 +154,7 @@ class SqlBackend(abc.ABC):
             created_at=self._time(values["created_at"]),
             updated_at=self._time(values["updated_at"]),
             clock=self.clock,
+            worker_max_run_time=max_run_time,
         )
 
     def ready_sql(self, request: ReserveRequest) -> tuple[str, list[object]]:

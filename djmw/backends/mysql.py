@@ -313,7 +313,9 @@ class MysqlBackend(SqlBackend):
             with contextlib.suppress(Exception):
                 conn.rollback()
             raise
-        return self.to_job(json.loads(row[0])) if row is not None else None
+        if row is None:
+            return None
+        return self.to_job(json.loads(row[0]), request.max_run_time)
 
     def _reserve_update_limit(self, request: ReserveRequest) -> Job | None:
         where, params = ready_where(request, self.mark)
@@ -326,7 +328,7 @@ class MysqlBackend(SqlBackend):
             "AND locked_by = %s AND failed_at IS NULL ORDER BY id ASC LIMIT 1",
             [stamp, request.worker_name],
         )
-        return self.to_job(rows[0]) if rows else None
+        return self.to_job(rows[0], request.max_run_time) if rows else None
 
     # -- schema -----------------------------------------------------------------------
     def create_schema(self) -> None:

@@ -115,7 +115,7 @@ class SqliteBackend(SqlBackend):
                 if row is None:
                     self._conn.execute("COMMIT")
                     return None
-                job = self.to_job(row)
+                job = self.to_job(row, request.max_run_time)
                 lock, lock_params = self.lock_sql(request, job.id)
                 self._conn.execute(lock, lock_params)
                 self._conn.execute("COMMIT")
