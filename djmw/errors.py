@@ -5,6 +5,7 @@ DjmwError
 ├── ConfigurationError        bad worker, middleware or config-file entry (raised at start)
 ├── MiddlewareContractError   a middleware returned something that is not an Outcome
 ├── BackendError              database trouble; the driver's error is in __cause__
+│   └── OutcomeNotRecorded    a finished job's outcome could not be written
 └── JobError                  about one job; carries job_id when known
     ├── JobTimeout            EnforceTimeout fired (a retryable failed attempt)
     ├── AttemptFailed         CountAttempts' record of one charged failed attempt
@@ -51,6 +52,10 @@ class MiddlewareContractError(DjmwError):
 
 class BackendError(DjmwError):
     """The database failed; the driver's exception is chained as ``__cause__``."""
+
+
+class OutcomeNotRecorded(BackendError):
+    """A finished job's outcome could not be written; its row stays locked by the worker."""
 
 
 class JobError(DjmwError):

@@ -16,7 +16,7 @@ from djmw._clock import Clock, local_now, utc_now
 from djmw._interrupt import raise_in_thread
 from djmw.backends import Backend, ReserveRequest, open_backend, parse_url
 from djmw.chain import CallNext, Middleware, compose
-from djmw.errors import BackendError, ConfigurationError, DjmwError
+from djmw.errors import BackendError, ConfigurationError, DjmwError, OutcomeNotRecorded
 from djmw.handlers import Handlers
 from djmw.middleware import DecodeYAML, default_middlewares
 from djmw.middleware.log import LOGGER_NAME, job_prefix
@@ -417,10 +417,22 @@ class Worker:
             exclude_ids=frozenset(self._given_back) if self._given_back else frozenset(),
         )
 
-    def _reserve(self) -> Any:
+    def _reserve(self, finished: tuple[Any, Any] | None = None) -> Any:
+        """Claim the next job; write ``finished``'s outcome first (in the same transaction
+        when the backend can: one round trip and one commit for both)."""
         assert self._db is not None  # noqa: S101 - prepare() ran; a programming error otherwise
+        combined = getattr(self._db, "finish_and_reserve", None)
+        if finished is not None and combined is None:
+            self._finish(finished)
         try:
-            job = self._db.reserve(self._request())
+            if finished is not None and combined is not None:
+                job = combined(*finished, self._request())
+            else:
+                job = self._db.reserve(self._request())
+        except OutcomeNotRecorded as exc:
+            if finished is not None:
+                self._not_recorded(finished[0], exc)
+            return self._reserve()
         except (BackendError, OSError) as exc:
             self._reserve_errors += 1
             self.logger.info("[Worker(%s)] Error while reserving job: %s", self.worker_name, exc)
@@ -436,19 +448,24 @@ class Worker:
 
     def _batch(self, num: int) -> tuple[int, int]:
         succeeded = failed = 0
-        for _ in range(num):
-            if self._stop.is_set():
-                break
-            job = self._reserve()
-            if job is None:
-                break
-            result = self._run_one(job)
-            if result is None:
-                continue
-            if result:
-                succeeded += 1
-            else:
-                failed += 1
+        finished = None
+        try:
+            for _ in range(num):
+                if self._stop.is_set():
+                    break
+                job, finished = self._reserve(finished), None
+                if job is None:
+                    break
+                result, finished = self._run_one(job)
+                if result is None:
+                    continue
+                if result:
+                    succeeded += 1
+                else:
+                    failed += 1
+        finally:
+            if finished is not None:
+                self._finish(finished)
         return succeeded, failed
 
     def _run_chain(self, job: Any) -> Any:
@@ -470,9 +487,9 @@ class Worker:
         if len(self._given_back) > _GIVE_BACK_MEMORY:
             del self._given_back[next(iter(self._given_back))]
 
-    def _run_one(self, job: Any) -> bool | None:
+    def _run_one(self, job: Any) -> tuple[bool | None, Any]:
+        """Run ``job``; return (success, outcome still to write) — success None = given back."""
         assert self._db is not None  # noqa: S101 - prepare() ran; a programming error otherwise
-        assert self._chain is not None  # noqa: S101 - likewise
         if job.worker_max_run_time != self.max_run_time or job.clock is not self.now:
             job = attrs.evolve(job, worker_max_run_time=self.max_run_time, clock=self.now)
         try:
@@ -487,7 +504,7 @@ class Worker:
             self.logger.debug("[Worker(%s)] %s", self.worker_name, exc)
             self._db.unlock(job)
             self._skip(job.id)
-            return None
+            return None, None
         except Exception as exc:
             # Escaped the whole chain: a bug or an infrastructure error, not the job's fault.
             self.logger.error(
@@ -500,21 +517,28 @@ class Worker:
             self._db.unlock(job)
             # Skip it for a while: the same bug would otherwise take it again at once.
             self._skip(job.id)
-            return False
+            return False, None
+        return isinstance(outcome, Succeeded), (job, outcome)
+
+    def _finish(self, finished: tuple[Any, Any]) -> None:
+        """Write a finished job's outcome on its own (no next job to claim with it)."""
+        assert self._db is not None  # noqa: S101 - prepare() ran
+        job, outcome = finished
         try:
             self._db.apply(job, outcome)
         except Exception as exc:  # the worker must outlive any row it cannot write
-            self.logger.error(
-                "%s outcome could not be recorded: %s: %s; the row stays locked by this "
-                "worker and runs again when a worker of this name reserves after a restart, "
-                "or any worker after max_run_time.",
-                job_prefix(job),
-                type(exc).__name__,
-                exc,
-            )
-            self._skip(job.id)
-            return False
-        return isinstance(outcome, Succeeded)
+            self._not_recorded(job, exc)
+
+    def _not_recorded(self, job: Any, exc: BaseException) -> None:
+        self.logger.error(
+            "%s outcome could not be recorded: %s: %s; the row stays locked by this "
+            "worker and runs again when a worker of this name reserves after a restart, "
+            "or any worker after max_run_time.",
+            job_prefix(job),
+            type(exc).__name__,
+            exc,
+        )
+        self._skip(job.id)
 
 
 def _with_registration_check(middlewares: list[Middleware], handlers: Handlers) -> list[Middleware]:

@@ -213,13 +213,7 @@ class SqlBackend(abc.ABC):
         sql, params = self.outcome_sql(job, outcome)
         count = self._write(lambda: self._execute(sql, params))
         if count == 0:
-            logger.warning(
-                "Job %s (id=%s): the row is no longer locked by %s; its outcome was not "
-                "recorded (another worker took the expired lock, or the row was deleted).",
-                job.display_name,
-                job.id,
-                job.locked_by,
-            )
+            lost_lock(job)
         return count > 0
 
     def unlock(self, job: Job) -> None:
@@ -291,6 +285,17 @@ class SqlBackend(abc.ABC):
         """Return every row, ordered by id (for tools and tests; not for the hot path)."""
         rows = self._query(f"SELECT {self.select_columns} FROM {self._t} ORDER BY id")
         return [self.to_job(row) for row in rows]
+
+
+def lost_lock(job: Job) -> None:
+    """Warn that ``job``'s outcome was dropped because another worker holds its row now."""
+    logger.warning(
+        "Job %s (id=%s): the row is no longer locked by %s; its outcome was not "
+        "recorded (another worker took the expired lock, or the row was deleted).",
+        job.display_name,
+        job.id,
+        job.locked_by,
+    )
 
 
 def locked(job: Job, worker_name: str, locked_at: datetime) -> Job:
