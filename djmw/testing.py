@@ -195,9 +195,7 @@ class InMemoryBackend:
     def clear_locks(self, worker_name: str) -> int:
         """Release every unfailed lock held by ``worker_name``."""
         with self._lock:
-            mine = [
-                j for j in self.rows.values() if j.locked_by == worker_name and j.failed_at is None
-            ]
+            mine = [j for j in self.rows.values() if j.locked_by == worker_name]
             for job in mine:
                 self.rows[job.id] = attrs.evolve(job, locked_at=None, locked_by=None)
             return len(mine)

@@ -335,10 +335,15 @@ class Worker:
         self.prepare()
         return self._batch(num)
 
-    def close(self) -> None:
-        """Clear this worker's locks and close its connection (after work_off)."""
+    def close(self, *, clear_locks: bool = True) -> None:
+        """Close the connection after ``work_off``; first clear this worker's locks.
+
+        ``clear_locks=False`` leaves the rows as delayed_job's ``work_off`` does (a
+        failed row keeps the name of the worker that failed it).
+        """
         if self._db is not None:
-            self._clear_locks()
+            if clear_locks:
+                self._clear_locks()
             self._db.close()
             self._db = None
             self._chain = None

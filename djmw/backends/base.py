@@ -243,12 +243,13 @@ class SqlBackend(abc.ABC):
         return self._write(lambda: len(self._query(check, key))) > 0
 
     def clear_locks(self, worker_name: str) -> int:
-        """delayed_job's ClearLocks: unlock every unfailed row held by ``worker_name``."""
+        """delayed_job's ClearLocks: unlock every row held by ``worker_name``.
+
+        Failed rows included, as delayed_job does at exit (they are never reserved
+        anyway: the predicate has ``failed_at IS NULL``).
+        """
         m = self.mark
-        sql = (
-            f"UPDATE {self._t} SET locked_at = NULL, locked_by = NULL "
-            f"WHERE locked_by = {m} AND failed_at IS NULL"
-        )
+        sql = f"UPDATE {self._t} SET locked_at = NULL, locked_by = NULL WHERE locked_by = {m}"
         return self._write(lambda: self._execute(sql, [worker_name]))
 
     def enqueue(

@@ -223,9 +223,10 @@ def work_off_corpus(dialect: hc.Dialect, url: str) -> Run:
             djmw_logger.removeHandler(collect)
             djmw_logger.setLevel(saved_level)
             status, error = worker.status, worker.error
+            # The rows as the running worker leaves them: closing clears its locks.
+            after = snapshot(backend)
+            jobs = {job.id: job for job in backend.jobs()}
             worker.close()
-        after = snapshot(backend)
-        jobs = {job.id: job for job in backend.jobs()}
     finally:
         backend.close()
     seconds = time.monotonic() - started

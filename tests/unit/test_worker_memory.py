@@ -49,3 +49,31 @@ def test_an_error_escaping_the_chain_unlocks_without_charging() -> None:
     assert worker.work_off(1) == (0, 1)
     row = backend.rows[job_id]
     assert (row.attempts, row.locked_by) == (0, None)
+
+
+def test_a_successful_reserve_resets_the_error_count() -> None:
+    """Two errors, a success, two errors: with a limit of 3 the worker never gives up."""
+    from djmw.backends import ReserveRequest
+    from djmw.errors import BackendError
+
+    script = iter(["error", "error", "ok", "error", "error", "ok"])
+
+    class Flaky(InMemoryBackend):
+        def reserve(self, request: ReserveRequest) -> Job | None:
+            if next(script, "ok") == "error":
+                raise BackendError("connection lost")
+            return super().reserve(request)
+
+    backend = Flaky(clock=ManualClock())
+    for _ in range(2):
+        backend.enqueue(STRUCT.format("J"))
+    worker = Worker(
+        handlers=Handlers({"J": lambda job: None}),
+        backend=backend.factory(),
+        clock=backend.clock,
+        name="w",
+        max_reserve_errors=3,
+    )
+    results = [worker.work_off(1) for _ in range(6)]
+    assert results == [(0, 0), (0, 0), (1, 0), (0, 0), (0, 0), (1, 0)]
+    assert worker.status != "crashed"
