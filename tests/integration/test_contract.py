@@ -575,3 +575,34 @@ def test_item21_middlewares_nest_like_lifecycle_arounds(db_url: str, clock: Manu
         "A_in FailJob",
         "B_in FailJob",
     ]
+
+
+@pytest.mark.parametrize("outcome", ["success", "failure"])
+def test_a_stolen_lock_drops_the_outcome(
+    db_url: str, clock: ManualClock, outcome: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """When another worker took the row's expired lock mid-run, this worker's outcome is
+    dropped with a warning instead of clobbering the thief's run (delayed_job_active_record
+    issue #193); the next job still runs."""
+    db = backend_at(db_url, clock)
+    stolen = db.enqueue("--- !ruby/struct:SlowJob\nn: 1\n")
+    after = db.enqueue(OK)
+    m = db.mark
+
+    def steal(job: Job) -> None:
+        thief = open_backend(db_url, clock=clock)
+        thief._execute(f"UPDATE delayed_jobs SET locked_by = 'thief' WHERE id = {m}", [job.id])
+        thief.close()
+        if outcome == "failure":
+            msg = "boom"
+            raise ValueError(msg)
+
+    registry = Handlers({"SlowJob": steal, "OkJob": lambda job: None})
+    worker = Worker(database=db_url, handlers=registry, clock=clock, name=NAME)
+    with caplog.at_level(logging.WARNING, "djmw"):
+        worker.work_off(5)
+    row = db.job(stolen)
+    assert row is not None
+    assert (row.locked_by, row.attempts, row.last_error) == ("thief", 0, None)
+    assert db.job(after) is None
+    assert "no longer locked by host:test pid:1" in caplog.text
