@@ -8,6 +8,9 @@ Typical use::
     run_ruby("work.rb", "--max-attempts", "1", database=db, env={"DJ_RECORD": str(rec)})
     calls = read_records(rec)
 
+Test modules that need Ruby use the fixtures of tests/integration/conftest.py (or call
+``require_ruby``): the test is skipped without Ruby, except under CI, where it fails.
+
 The Ruby side is installed by scripts/setup_ruby.sh (Debian's packages).
 """
 
@@ -21,6 +24,8 @@ import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 RUBY_DIR = ROOT / "tests" / "ruby"
@@ -38,7 +43,9 @@ __all__ = [
     "fixture_shapes",
     "mysql_url",
     "read_records",
+    "require_ruby",
     "ruby_available",
+    "ruby_database",
     "run_ruby",
     "sqlite_url",
     "start_worker",
@@ -98,6 +105,23 @@ def activejob_available() -> bool:
     )
 
 
+def require_ruby(*, activejob: bool = False) -> None:
+    """Skip the calling test unless Ruby's delayed_job (and with ``activejob``, ActiveJob) loads.
+
+    Under CI (env ``CI`` set) the test fails instead, so that the suite does not go weaker.
+    """
+    __tracebackhide__ = True  # report the skip or failure at the caller
+    if activejob and not activejob_available():
+        reason = "Ruby's delayed_job with ActiveJob is missing; run scripts/setup_ruby.sh"
+    elif not ruby_available():
+        reason = "Ruby's delayed_job is missing; run scripts/setup_ruby.sh"
+    else:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
 def sqlite_url(path: str | os.PathLike[str]) -> str:
     """DJ_DATABASE value for an SQLite file: ``sqlite3:/abs/path.db``."""
     return f"sqlite3:{Path(path).resolve()}"
@@ -108,6 +132,18 @@ def mysql_url(
 ) -> str:
     """DJ_DATABASE value for MariaDB/MySQL: ``mysql2://root@127.0.0.1:3306/<database>``."""
     return f"mysql2://{user}@{host}:{port}/{database}"
+
+
+def ruby_database(db_url: str) -> str:
+    """The DJ_DATABASE value (tests/ruby/env.rb) for a djmw database URL.
+
+    ``sqlite:///path`` becomes ``sqlite3:/abs/path``; ``mysql://...`` becomes ``mysql2://...``.
+    """
+    if db_url.startswith("sqlite:///"):
+        return sqlite_url(db_url.removeprefix("sqlite:///"))
+    scheme, _, rest = db_url.partition("://")
+    assert scheme in ("mysql", "mysql2"), db_url
+    return f"mysql2://{rest}"
 
 
 def _env(database: str, env: Mapping[str, str] | None) -> dict[str, str]:

@@ -52,7 +52,7 @@ from djmw.backends import open_backend
 from djmw.chain import Middleware
 from djmw.middleware import ScheduleRetry
 
-pytestmark = pytest.mark.ruby
+pytestmark = [pytest.mark.ruby, pytest.mark.usefixtures("ruby_delayed_job")]
 
 RUBY_NAME = "ruby conformance"
 DJMW_NAME = "djmw conformance"
@@ -85,25 +85,9 @@ def fail(job: Job) -> None:
     raise ArgumentError("boom")
 
 
-@pytest.fixture(autouse=True)
-def _ruby() -> None:
-    if not rubyenv.ruby_available():
-        reason = "Ruby's delayed_job is missing; run scripts/setup_ruby.sh"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-
-
-def ruby_database(db_url: str) -> str:
-    """The DJ_DATABASE value (tests/ruby/env.rb) for a djmw database URL."""
-    if db_url.startswith("sqlite:///"):
-        return rubyenv.sqlite_url(db_url.removeprefix("sqlite:///"))
-    return "mysql2://" + db_url.partition("://")[2]
-
-
 def enqueue_fail_jobs(db_url: str) -> tuple[str, int, int]:
     """Create the table and enqueue FailJob from Ruby into queues ``ruby`` and ``python``."""
-    database = ruby_database(db_url)
+    database = rubyenv.ruby_database(db_url)
     rubyenv.create_schema(database)
     jobs = rubyenv.enqueue("fail_job", database, extra_args=("--queue", "ruby", "fail_job"))
     ruby_id, python_id = (job["id"] for job in jobs)

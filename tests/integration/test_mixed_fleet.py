@@ -17,7 +17,6 @@ Skipped without Ruby, except under CI, where the suite must not go weaker.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import signal
 import subprocess
@@ -32,21 +31,16 @@ import djmw
 from djmw import Handlers, Job, Worker, encode
 from djmw.backends import open_backend
 
-pytestmark = [pytest.mark.ruby, pytest.mark.mysql]
+pytestmark = [
+    pytest.mark.ruby,
+    pytest.mark.mysql,
+    pytest.mark.usefixtures("ruby_delayed_job"),
+]
 
 RUBY_JOBS = 40
 PYTHON_JOBS = 40
 DECOYS = 5
 DEADLINE = 45.0  # seconds for the whole run; it takes a few
-
-
-@pytest.fixture(autouse=True)
-def _ruby() -> None:
-    if not rubyenv.ruby_available():
-        reason = "Ruby's delayed_job is missing; run scripts/setup_ruby.sh"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
 
 
 def test_ruby_and_djmw_workers_share_one_queue(

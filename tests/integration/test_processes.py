@@ -103,9 +103,11 @@ def test_four_processes_run_ten_thousand_jobs_exactly_once(
     text = log.read_text()
     assert "FAILED" not in text
     deadlocks = text.count("Retrying a write after")
+    reserve_errors = text.count("Error while reserving job")
+    assert reserve_errors == 0
     print(
         f"\n10,000 jobs, 4 processes: {elapsed:.1f} s, {10_000 / elapsed:.0f} jobs/s, "
-        f"{deadlocks} write retries"
+        f"{deadlocks} write retries, {reserve_errors} reserve errors"
     )
 
 

@@ -11,18 +11,15 @@ Skipped without Ruby, except under CI, where the suite must not go weaker.
 
 from __future__ import annotations
 
-import base64
 import math
-import os
-from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import pytest
 import rubyenv
+from ruby_values import ruby_value, same
 
 import djmw
 from djmw import encode
@@ -38,7 +35,7 @@ from djmw.values import (
     Symbol,
 )
 
-pytestmark = pytest.mark.ruby
+pytestmark = [pytest.mark.ruby, pytest.mark.usefixtures("ruby_activejob")]
 
 USER = RecordRef("User", 1)
 USER_GID = GlobalId("gid://djlab/User/1", "djlab", "User", "1")
@@ -91,92 +88,9 @@ def utc_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-@pytest.fixture(autouse=True)
-def _ruby() -> None:
-    if not rubyenv.activejob_available():
-        reason = "Ruby's delayed_job with ActiveJob is missing; run scripts/setup_ruby.sh"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-
-
-def ruby_database(db_url: str) -> str:
-    """The DJ_DATABASE value (tests/ruby/env.rb) for a djmw database URL."""
-    if db_url.startswith("sqlite:///"):
-        return rubyenv.sqlite_url(db_url.removeprefix("sqlite:///"))
-    scheme, _, rest = db_url.partition("://")
-    assert scheme in ("mysql", "mysql2"), db_url
-    return f"mysql2://{rest}"
-
-
-def ruby_value(description: Any, *, activejob: bool = False) -> object:
-    """A value recorded by Ruby's job code (``DjLab.describe``) as the Python value djmw uses."""
-
-    def convert(item: Any) -> object:
-        return ruby_value(item, activejob=activejob)
-
-    if isinstance(description, list):
-        return [convert(item) for item in description]
-    if not isinstance(description, dict):
-        return description
-    ((kind, content), *rest) = description.items()
-    extra = dict(rest)
-    if kind in ("hash", "hash_with_indifferent_access"):
-        return {convert(key): convert(item) for key, item in content}
-    if kind == "record":
-        if activejob:
-            return GlobalId(
-                f"gid://djlab/{content}/{extra['id']}", "djlab", content, str(extra["id"])
-            )
-        return RecordRef(content, extra["id"])
-    if kind == "struct":
-        return RubyObject(content, {k: convert(v) for k, v in extra["members"].items()}, "struct")
-    if kind == "range":
-        return RubyRange(convert(content[0]), convert(content[1]), extra["exclude_end"])
-    if kind == "regexp":
-        return RubyRegexp(content, extra["flags"])
-    if kind == "set":
-        return frozenset(convert(item) for item in content)
-    if kind == "duration":
-        return timedelta(seconds=content)
-    simple: dict[str, Callable[[Any], object]] = {
-        "symbol": Symbol,
-        "binary": base64.b64decode,
-        "bigdecimal": Decimal,
-        "rational": Fraction,
-        "complex": lambda text: complex(text.replace("i", "j")),
-        "date": date.fromisoformat,
-        "time": lambda text: datetime.fromisoformat(text).astimezone(UTC),
-        "time_with_zone": lambda text: datetime.fromisoformat(text).astimezone(UTC),
-        "datetime": lambda text: datetime.fromisoformat(text).astimezone(UTC),
-        "class": RubyModule,
-        "module": RubyModule,
-        "float": float,
-    }
-    if kind in simple:
-        return simple[kind](content)
-    msg = f"no conversion for {description!r}"
-    raise AssertionError(msg)
-
-
-def same(actual: object, expected: object) -> bool:
-    """Equality of types and values at any depth (NaN equals NaN; any aware datetime)."""
-    if isinstance(actual, float) and isinstance(expected, float):
-        return actual == expected or (math.isnan(actual) and math.isnan(expected))
-    if type(actual) is not type(expected):
-        return False
-    if isinstance(actual, dict) and isinstance(expected, dict):
-        return actual.keys() == expected.keys() and all(
-            same(actual[key], expected[key]) for key in actual
-        )
-    if isinstance(actual, list | tuple) and isinstance(expected, list | tuple):
-        return len(actual) == len(expected) and all(map(same, actual, expected))
-    return actual == expected
-
-
 def test_ruby_worker_runs_what_djmw_enqueued(db_url: str, tmp_path: Path) -> None:
     """Ruby's worker runs djmw's rows in priority order and receives exactly the sent values."""
-    database = ruby_database(db_url)
+    database = rubyenv.ruby_database(db_url)
     rubyenv.create_schema(database)
     backend = open_backend(db_url)
     try:

@@ -13,9 +13,7 @@ Skipped without Ruby, except under CI, where the suite must not go weaker.
 
 from __future__ import annotations
 
-import base64
 import math
-import os
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -26,6 +24,7 @@ from typing import Any
 
 import pytest
 import rubyenv
+from ruby_values import ruby_value, same, utc
 
 from djmw import Handlers, Job, Worker
 from djmw.backends import open_backend
@@ -41,7 +40,7 @@ from djmw.values import (
     Symbol,
 )
 
-pytestmark = pytest.mark.ruby
+pytestmark = [pytest.mark.ruby, pytest.mark.usefixtures("ruby_activejob")]
 
 #: shape -> the job name its perform function is registered under.
 SHAPE_NAMES = {
@@ -90,106 +89,6 @@ FAILING = {
 def utc_now() -> datetime:
     """Naive UTC now, as delayed_job stores times."""
     return datetime.now(UTC).replace(tzinfo=None)
-
-
-@pytest.fixture(autouse=True)
-def _ruby() -> None:
-    if not rubyenv.activejob_available():
-        reason = "Ruby's delayed_job with ActiveJob is missing; run scripts/setup_ruby.sh"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-
-
-def ruby_database(db_url: str) -> str:
-    """The DJ_DATABASE value (tests/ruby/env.rb) for a djmw database URL."""
-    if db_url.startswith("sqlite:///"):
-        return rubyenv.sqlite_url(db_url.removeprefix("sqlite:///"))
-    scheme, _, rest = db_url.partition("://")
-    assert scheme in ("mysql", "mysql2"), db_url
-    return f"mysql2://{rest}"
-
-
-# -- Ruby's description of a value (tests/ruby/README.md) as djmw's Python value -------------
-
-
-def ruby_value(description: Any, *, activejob: bool = False) -> object:
-    """Turn a value described by ``DjLab.describe`` into the Python value djmw decodes.
-
-    With ``activejob``, records are GlobalIDs (app ``djlab``) and keyword Hashes are
-    KeywordArgs, as in ``ActiveJobCall.arguments``.
-    """
-
-    def convert(item: Any) -> object:
-        return ruby_value(item, activejob=activejob)
-
-    if isinstance(description, list):
-        return [convert(item) for item in description]
-    if not isinstance(description, dict):
-        return description
-    ((kind, content), *rest) = description.items()
-    extra = dict(rest)
-    if kind in ("hash", "hash_with_indifferent_access"):
-        pairs = {convert(key): convert(item) for key, item in content}
-        if extra.get("ruby2_keywords"):
-            return KeywordArgs({key.name: item for key, item in pairs.items()})  # type: ignore[attr-defined]
-        return pairs
-    if kind == "record":
-        if activejob:
-            return GlobalId(
-                f"gid://djlab/{content}/{extra['id']}", "djlab", content, str(extra["id"])
-            )
-        return RecordRef(content, extra["id"])
-    if kind == "struct":
-        return RubyObject(content, {k: convert(v) for k, v in extra["members"].items()}, "struct")
-    if kind == "object":
-        return RubyObject(content, {k: convert(v) for k, v in extra["ivars"].items()})
-    if kind == "range":
-        return RubyRange(convert(content[0]), convert(content[1]), extra["exclude_end"])
-    if kind == "regexp":
-        return RubyRegexp(content, extra["flags"])
-    if kind == "set":
-        return frozenset(convert(item) for item in content)
-    if kind == "duration":
-        return timedelta(seconds=content)
-    simple: dict[str, Callable[[Any], object]] = {
-        "symbol": Symbol,
-        "binary": base64.b64decode,
-        "bigdecimal": Decimal,
-        "rational": Fraction,
-        "complex": lambda text: complex(text.replace("i", "j")),
-        "date": date.fromisoformat,
-        "time": utc,
-        "datetime": utc,
-        "time_with_zone": utc,
-        "class": RubyModule,
-        "module": RubyModule,
-        "float": float,
-    }
-    if kind in simple:
-        return simple[kind](content)
-    msg = f"no conversion for {description!r}"
-    raise AssertionError(msg)
-
-
-def utc(text: str) -> datetime:
-    """An ISO 8601 time as an aware UTC datetime (microseconds, as djmw keeps them)."""
-    return datetime.fromisoformat(text).astimezone(UTC)
-
-
-def same(actual: object, expected: object) -> bool:
-    """Equality of types and values at any depth (NaN equals NaN)."""
-    if isinstance(actual, float) and isinstance(expected, float):
-        return actual == expected or (math.isnan(actual) and math.isnan(expected))
-    if type(actual) is not type(expected):
-        return False
-    if isinstance(actual, dict) and isinstance(expected, dict):
-        return actual.keys() == expected.keys() and all(
-            same(actual[key], expected[key]) for key in actual
-        )
-    if isinstance(actual, list | tuple) and isinstance(expected, list | tuple):
-        return len(actual) == len(expected) and all(map(same, actual, expected))
-    return actual == expected
 
 
 # -- what each perform function checks ----------------------------------------------------------
@@ -331,7 +230,7 @@ def test_every_ruby_shape_runs_in_djmw(db_url: str, tmp_path: Path, class_aware:
     With ``class_aware`` the reserve query keeps to handlers mentioning a registered name,
     so this also shows that every shape's handler text matches its name's marker.
     """
-    database = ruby_database(db_url)
+    database = rubyenv.ruby_database(db_url)
     rubyenv.create_schema(database)
     enqueued = rubyenv.enqueue("all_shapes", database)
     by_id = {line["id"]: line for line in enqueued}

@@ -29,25 +29,9 @@ import rubyenv
 from djmw import Handlers, Worker
 from djmw.backends import open_backend
 
-pytestmark = pytest.mark.ruby
+pytestmark = [pytest.mark.ruby, pytest.mark.usefixtures("ruby_delayed_job")]
 
 TOKYO = timedelta(hours=9)
-
-
-@pytest.fixture(autouse=True)
-def _ruby() -> None:
-    if not rubyenv.ruby_available():
-        reason = "Ruby's delayed_job is missing; run scripts/setup_ruby.sh"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-
-
-def ruby_database(db_url: str) -> str:
-    """The DJ_DATABASE value (tests/ruby/env.rb) for a djmw database URL."""
-    if db_url.startswith("sqlite:///"):
-        return rubyenv.sqlite_url(db_url.removeprefix("sqlite:///"))
-    return "mysql2://" + db_url.partition("://")[2]
 
 
 def utc_now() -> datetime:
@@ -58,7 +42,7 @@ def utc_now() -> datetime:
 @pytest.mark.mysql
 def test_server_time_zone_does_not_change_when_a_job_runs(mysql_url: str) -> None:
     """(a) Global time_zone +09:00: djmw runs a job due in 3 s neither early nor late."""
-    database = ruby_database(mysql_url)
+    database = rubyenv.ruby_database(mysql_url)
     rubyenv.create_schema(database)
     server = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True)
     ran: list[datetime] = []
@@ -146,7 +130,7 @@ print(json.dumps({"result": result, "ran": ran, "local_now": local_now.isoformat
 
 def test_local_default_timezone(db_url: str) -> None:
     """(b) ``:local`` in Tokyo: a UTC-clock djmw waits 9 h; a local-clock djmw runs the jobs now."""
-    database = ruby_database(db_url)
+    database = rubyenv.ruby_database(db_url)
     rubyenv.create_schema(database)
     tokyo = {"DJ_TIMEZONE": "local", "TZ": "Asia/Tokyo"}
     jobs = rubyenv.enqueue("struct_newsletter", database, extra_args=("fail_job",), env=tokyo)

@@ -328,10 +328,7 @@ def test_ruby_delayed_job_loads_encoded_handlers(tmp_path: Path) -> None:
     serialize); decoding Ruby's YAML must give what decoding djmw's gives. Skipped without
     Ruby, except under CI, where the suite must not go weaker.
     """
-    if not rubyenv.activejob_available():
-        if os.environ.get("CI"):
-            pytest.fail("Ruby with delayed_job and ActiveJob is missing; run scripts/setup_ruby.sh")
-        pytest.skip("Ruby with delayed_job and ActiveJob is missing; run scripts/setup_ruby.sh")
+    rubyenv.require_ruby(activejob=True)
     database = rubyenv.sqlite_url(tmp_path / "dj.db")
     rubyenv.create_schema(database)
     values = {

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 import json
-import math
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import pytest
+from ruby_values import ruby_value, same
 
 from djmw.errors import PayloadDecodeError
 from djmw.payload import (
@@ -359,85 +357,6 @@ def test_default_limits() -> None:
 
 
 # -- real handlers written by Ruby (tests/fixtures/ruby, with Ruby's own view in expected.json) --
-
-
-def ruby_value(description: Any, *, activejob: bool = False) -> object:
-    """Turn a value described by tests/ruby/env.rb (``DjLab.describe``) into djmw's Python type.
-
-    With ``activejob``, records come from GlobalIDs (app ``djlab``) and keyword Hashes are
-    KeywordArgs, as ``ActiveJobCall.arguments`` holds them.
-    """
-
-    def convert(item: Any) -> object:
-        return ruby_value(item, activejob=activejob)
-
-    if isinstance(description, list):
-        return [convert(item) for item in description]
-    if not isinstance(description, dict):
-        return description
-    ((kind, content), *rest) = description.items()
-    extra = dict(rest)
-    if kind == "hash":
-        pairs = {convert(key): convert(item) for key, item in content}
-        if extra.get("ruby2_keywords"):
-            return KeywordArgs({key.name: item for key, item in pairs.items()})  # type: ignore[attr-defined]
-        return pairs
-    if kind == "record":
-        if activejob:
-            uri = f"gid://djlab/{content}/{extra['id']}"
-            return GlobalId(uri, "djlab", content, str(extra["id"]))
-        return RecordRef(content, extra["id"])
-    if kind == "struct":
-        return RubyObject(content, {k: convert(v) for k, v in extra["members"].items()}, "struct")
-    if kind == "object":
-        return RubyObject(content, {k: convert(v) for k, v in extra["ivars"].items()})
-    simple = {
-        "symbol": Symbol,
-        "binary": base64.b64decode,
-        "bigdecimal": Decimal,
-        "rational": Fraction,
-        "complex": lambda text: complex(text.replace("i", "j")),
-        "date": date.fromisoformat,
-        "time": _utc,
-        "datetime": _utc,
-        "time_with_zone": _utc,
-        "class": RubyModule,
-        "module": RubyModule,
-        "float": float,
-    }
-    if kind in simple:
-        return simple[kind](content)
-    if kind == "hash_with_indifferent_access":
-        return {convert(key): convert(item) for key, item in content}
-    if kind == "duration":
-        return timedelta(seconds=content)
-    if kind == "range":
-        return RubyRange(convert(content[0]), convert(content[1]), extra["exclude_end"])
-    if kind == "regexp":
-        return RubyRegexp(content, extra["flags"])
-    if kind == "set":
-        return frozenset(convert(item) for item in content)
-    msg = f"no conversion for {description!r}"
-    raise AssertionError(msg)
-
-
-def _utc(text: str) -> datetime:
-    return datetime.fromisoformat(text).astimezone(UTC)
-
-
-def same(actual: object, expected: object) -> bool:
-    """Equality that also treats NaN as equal to NaN, at any depth."""
-    if isinstance(actual, float) and isinstance(expected, float):
-        return actual == expected or (math.isnan(actual) and math.isnan(expected))
-    if type(actual) is not type(expected):
-        return False
-    if isinstance(actual, dict) and isinstance(expected, dict):
-        return actual.keys() == expected.keys() and all(
-            same(actual[key], expected[key]) for key in actual
-        )
-    if isinstance(actual, list) and isinstance(expected, list):
-        return len(actual) == len(expected) and all(map(same, actual, expected))
-    return actual == expected
 
 
 def ruby_shapes() -> list[str]:

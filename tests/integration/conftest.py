@@ -1,0 +1,23 @@
+"""Fixtures for the integration tests that run Ruby's delayed_job beside djmw.
+
+A module that needs Ruby marks all its tests at once::
+
+    pytestmark = [pytest.mark.ruby, pytest.mark.usefixtures("ruby_delayed_job")]
+"""
+
+from __future__ import annotations
+
+import pytest
+import rubyenv
+
+
+@pytest.fixture
+def ruby_delayed_job() -> None:
+    """Skip the test without Ruby's delayed_job; fail it instead under CI."""
+    rubyenv.require_ruby()
+
+
+@pytest.fixture
+def ruby_activejob() -> None:
+    """Skip the test without Ruby's delayed_job and ActiveJob; fail it instead under CI."""
+    rubyenv.require_ruby(activejob=True)
