@@ -47,6 +47,11 @@ _JSON_ROW = (
     "created_at, updated_at)"
 )
 
+# Statement positions in the multi-statement transactions: SET, START TRANSACTION, then
+# (the finishing write,) SELECT ... INTO, UPDATE, SELECT <the claimed row>, COMMIT.
+_FINISH = 2
+_CLAIMED_ROW = -2
+
 ReserveSql = Literal["auto", "skip_locked", "update_limit"]
 
 
@@ -298,16 +303,16 @@ class MysqlBackend(SqlBackend):
         )
         return sql, (*params, self._stamp(request.now), name, *params, name)
 
-    def _multi(self, sql: str, values: tuple[object, ...]) -> list[Any]:
-        """Run a multi-statement transaction; return the first row of each result set."""
+    def _multi(self, sql: str, values: tuple[object, ...]) -> list[tuple[int, Any]]:
+        """Run a multi-statement transaction; return (affected rows, first row) per statement."""
         conn = self.connection
-        rows: list[Any] = []
+        results: list[tuple[int, Any]] = []
         try:
             with conn.cursor() as cursor:
                 cursor.execute(sql, values)
                 while True:
-                    if cursor.description is not None:
-                        rows.append(cursor.fetchone())
+                    row = cursor.fetchone() if cursor.description is not None else None
+                    results.append((cursor.rowcount, row))
                     if not cursor.nextset():
                         break
         except BaseException:
@@ -315,12 +320,13 @@ class MysqlBackend(SqlBackend):
             with contextlib.suppress(Exception):
                 conn.rollback()
             raise
-        return rows
+        return results
 
     def _reserve_skip_locked(self, request: ReserveRequest) -> Job | None:
         # One round trip: find, lock and read the row in one short transaction.
         claim, values = self._claim(request)
-        (row,) = self._multi(f"SET @djmw_id = NULL; START TRANSACTION; {claim}COMMIT", values)
+        results = self._multi(f"SET @djmw_id = NULL; START TRANSACTION; {claim}COMMIT", values)
+        row = results[_CLAIMED_ROW][1]
         return self.to_job(json.loads(row[0]), request.max_run_time) if row else None
 
     def finish_and_reserve(self, job: Job, outcome: Outcome, request: ReserveRequest) -> Job | None:
@@ -335,16 +341,17 @@ class MysqlBackend(SqlBackend):
             return self.reserve(request)
         finish, finish_values = self.outcome_sql(job, outcome)
         claim, values = self._claim(request)
-        sql = f"SET @djmw_id = NULL; START TRANSACTION; {finish}; SELECT ROW_COUNT(); {claim}COMMIT"
+        sql = f"SET @djmw_id = NULL; START TRANSACTION; {finish}; {claim}COMMIT"
         try:
-            (count, row) = self._multi(sql, (*finish_values, *values))
+            results = self._multi(sql, (*finish_values, *values))
         except Exception as exc:  # rolled back: nothing of it happened
             if _code(exc) in _CONNECTION_ERRORS:
                 self._lost()
             self._apply_alone(job, outcome)
             return self.reserve(request)
-        if count is None or not count[0]:
+        if results[_FINISH][0] < 1:
             lost_lock(job)
+        row = results[_CLAIMED_ROW][1]
         return self.to_job(json.loads(row[0]), request.max_run_time) if row else None
 
     def _apply_alone(self, job: Job, outcome: Outcome) -> None:
