@@ -2,7 +2,7 @@
 
 The worker processes started by ``tests/integration/test_processes.py`` import
 ``tests.proc_handlers:handlers``. ``DJMW_RECORD_URL`` names the MariaDB database whose
-``job_log`` table receives one row per run: (job_id, attempts at start, pid).
+``job_log`` table receives one row per run: (job_id, attempts at start, pid, worker name).
 """
 
 from __future__ import annotations
@@ -38,13 +38,13 @@ def _connection() -> Any:
 
 
 def record(job: Job) -> None:
-    """Insert (job id, attempts, pid) into job_log, reconnecting across outages."""
+    """Insert (job id, attempts, pid, worker) into job_log, reconnecting across outages."""
     for _ in range(600):
         try:
             with _connection().cursor() as cursor:
                 cursor.execute(
-                    "INSERT INTO job_log (job_id, attempt, pid) VALUES (%s, %s, %s)",
-                    (job.id, job.attempts, os.getpid()),
+                    "INSERT INTO job_log (job_id, attempt, pid, worker) VALUES (%s, %s, %s, %s)",
+                    (job.id, job.attempts, os.getpid(), job.locked_by),
                 )
             return
         except pymysql.err.MySQLError:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -36,7 +37,7 @@ def proc_db(mysql_url: str) -> Iterator[SqlBackend]:
     backend.check_schema()
     backend._execute(
         "CREATE TABLE job_log (id bigint AUTO_INCREMENT PRIMARY KEY, job_id bigint NOT NULL, "
-        "attempt int NOT NULL, pid int NOT NULL)"
+        "attempt int NOT NULL, pid int NOT NULL, worker varchar(255))"
     )
     yield backend
     backend.close()
@@ -109,6 +110,21 @@ def test_four_processes_run_ten_thousand_jobs_exactly_once(
         f"\n10,000 jobs, 4 processes: {elapsed:.1f} s, {10_000 / elapsed:.0f} jobs/s, "
         f"{deadlocks} write retries, {reserve_errors} reserve errors"
     )
+
+
+def test_threads_have_their_own_names_and_share_the_work(mysql_url: str, db: SqlBackend) -> None:
+    """--threads 3: three workers in one process, named djmw.<i> host:<h> pid:<p>, each
+    job run once."""
+    bulk_insert(db, "--- !ruby/struct:NoopJob\nn: 1\n", 600)
+    proc = djmw(mysql_url, "--threads", "3", "--exit-on-complete", "--sleep-delay", "0.2")
+    assert proc.wait(timeout=300) == 0
+    rows = db._query("SELECT job_id, pid, worker FROM job_log")
+    assert len(rows) == len({row[0] for row in rows}) == 600
+    names = {row[2] for row in rows}
+    (pid,) = {row[1] for row in rows}
+    assert names <= {f"djmw.{i} host:{socket.gethostname()} pid:{pid}" for i in range(3)}
+    assert len(names) >= 2  # the threads really shared the queue
+    assert locked_rows(db) == 0
 
 
 def test_failing_jobs_record_every_attempt_once(
