@@ -7,7 +7,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, Literal
 
 import attrs
@@ -552,11 +552,3 @@ def _with_registration_check(middlewares: list[Middleware], handlers: Handlers) 
         if isinstance(middleware, DecodeYAML):
             return [*middlewares[: index + 1], check, *middlewares[index + 1 :]]
     return [DecodeYAML(), check, *middlewares]
-
-
-def run_workers(workers: Sequence[Worker]) -> None:
-    """Start several workers (threads) and wait for all of them."""
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
