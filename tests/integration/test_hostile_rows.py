@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
@@ -54,7 +53,6 @@ class Run:
     error: BaseException | None
     records: list[logging.LogRecord]
     commands: list[object]
-    seconds: float
 
 
 def registry(ran: dict[int, object]) -> Handlers:
@@ -171,7 +169,6 @@ class _Collect(logging.Handler):
 def work_off_corpus(dialect: hc.Dialect, url: str) -> Run:
     """Insert the corpus for ``dialect`` at ``url``, run one work_off, record everything."""
     limits = DecodeLimits(max_bytes=hc.MYSQL_MAX_BYTES) if dialect == "mysql" else DecodeLimits()
-    started = time.monotonic()
     clock = ManualClock(hc.T0)
     backend = open_backend(url, clock=clock)
     try:
@@ -229,7 +226,6 @@ def work_off_corpus(dialect: hc.Dialect, url: str) -> Run:
             worker.close()
     finally:
         backend.close()
-    seconds = time.monotonic() - started
     return Run(
         dialect=dialect,
         ids=ids,
@@ -244,7 +240,6 @@ def work_off_corpus(dialect: hc.Dialect, url: str) -> Run:
         error=error,
         records=collect.records,
         commands=commands,
-        seconds=seconds,
     )
 
 
@@ -323,12 +318,6 @@ def test_good_jobs_around_the_corpus_run(run: Run) -> None:
 def test_no_handler_runs_a_command(run: Run) -> None:
     """No row, !!python tags included, makes the worker call os.system, os.popen or Popen."""
     assert run.commands == []
-
-
-@pytest.mark.parametrize("dialect", PER_DIALECT)
-def test_the_run_is_fast(run: Run) -> None:
-    """Inserting and working off the corpus (10 MiB handler, bombs) takes under 30 s."""
-    assert run.seconds < 30
 
 
 @pytest.mark.parametrize("dialect", PER_DIALECT)

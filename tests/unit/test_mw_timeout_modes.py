@@ -322,7 +322,9 @@ def test_sigterm_ignored_means_sigkill_after_grace() -> None:
     started = time.monotonic()
     with pytest.raises(JobTimeout, match=MESSAGE):
         EnforceTimeout(mode="process", grace=0.5)(make_job(worker_max_run_time=LIMIT), stubborn)
-    assert 1.4 < time.monotonic() - started < 2.3
+    # SIGTERM at the 1 s limit is ignored; SIGKILL follows 0.5 s later (bounded above
+    # loosely: the point is that the child did not run its 30 s).
+    assert 1.4 < time.monotonic() - started < 10
 
 
 def test_processes_the_handler_started_are_killed_too(tmp_path: Path) -> None:
