@@ -13,7 +13,6 @@ import attrs
 from djmw._clock import Clock, utc_now
 from djmw.backends._sql import (
     COLUMNS,
-    ORDER,
     ReserveRequest,
     checked_table,
     ready_where,
@@ -157,21 +156,10 @@ class SqlBackend(abc.ABC):
             worker_max_run_time=max_run_time,
         )
 
-    def ready_sql(self, request: ReserveRequest) -> tuple[str, list[object]]:
-        """Return the SELECT of the next eligible row (without a locking clause)."""
-        where, params = ready_where(request, self.mark)
-        params = [self._compare(p) if isinstance(p, datetime) else p for p in params]
-        sql = f"SELECT {self.select_columns} FROM {self._t} WHERE {where} {ORDER} LIMIT 1"
-        return sql, params
-
-    def lock_sql(self, request: ReserveRequest, job_id: int) -> tuple[str, list[object]]:
-        """Return the UPDATE that locks ``job_id``, repeating the full predicate on the row."""
-        where, params = ready_where(request, self.mark)
-        stamp = self._stamp(request.now)
-        params = [self._compare(p) if isinstance(p, datetime) else p for p in params]
-        m = self.mark
-        sql = f"UPDATE {self._t} SET locked_at = {m}, locked_by = {m} WHERE id = {m} AND {where}"
-        return sql, [stamp, request.worker_name, job_id, *params]
+    def where(self, request: ReserveRequest) -> tuple[str, list[object]]:
+        """Return delayed_job's eligibility predicate with this dialect's parameters."""
+        sql, params = ready_where(request, self.mark)
+        return sql, [self._compare(p) if isinstance(p, datetime) else p for p in params]
 
     # -- writing ------------------------------------------------------------------------
     def _last_error(self, error: BaseException) -> str:

@@ -16,7 +16,7 @@ from pymysql.connections import Connection
 from pymysql.constants import CLIENT
 
 from djmw._clock import Clock, utc_now
-from djmw.backends._sql import ORDER, ReserveRequest, ready_where
+from djmw.backends._sql import ORDER, ReserveRequest
 from djmw.backends.base import SqlBackend, check_columns, lost_lock
 from djmw.backends.url import DatabaseUrl
 from djmw.errors import BackendError, ConfigurationError, OutcomeNotRecorded
@@ -293,8 +293,7 @@ class MysqlBackend(SqlBackend):
     def _claim(self, request: ReserveRequest) -> tuple[str, tuple[object, ...]]:
         # Find, lock and read the next row; the UPDATE repeats the whole predicate on the
         # row itself (checklist item 6). Runs inside a transaction the caller opens.
-        where, params = ready_where(request, self.mark)
-        params = [self._compare(p) if isinstance(p, datetime) else p for p in params]
+        where, params = self.where(request)
         t, name = self._t, request.worker_name
         sql = (
             f"SELECT id INTO @djmw_id FROM {t} WHERE {where} {ORDER} LIMIT 1 FOR UPDATE SKIP LOCKED; "
@@ -362,7 +361,7 @@ class MysqlBackend(SqlBackend):
             raise OutcomeNotRecorded(msg) from exc
 
     def _reserve_update_limit(self, request: ReserveRequest) -> Job | None:
-        where, params = ready_where(request, self.mark)
+        where, params = self.where(request)
         stamp = self._stamp(request.now)
         sql = f"UPDATE {self._t} SET locked_at = %s, locked_by = %s WHERE {where} {ORDER} LIMIT 1"
         if self._execute(sql, [stamp, request.worker_name, *params]) == 0:

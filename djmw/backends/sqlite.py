@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from djmw._clock import Clock, utc_now
-from djmw.backends._sql import ReserveRequest
+from djmw.backends._sql import ORDER, ReserveRequest
 from djmw.backends.base import SqlBackend, check_columns, locked
 from djmw.errors import BackendError, ConfigurationError
 from djmw.job import Job
@@ -107,7 +107,10 @@ class SqliteBackend(SqlBackend):
 
     def reserve(self, request: ReserveRequest) -> Job | None:
         """Find and lock the next eligible job in one writer transaction."""
-        select, params = self.ready_sql(request)
+        where, params = self.where(request)
+        select = f"SELECT {self.select_columns} FROM {self._t} WHERE {where} {ORDER} LIMIT 1"
+        # The UPDATE repeats the whole predicate on the row itself (checklist item 6).
+        lock = f"UPDATE {self._t} SET locked_at = ?, locked_by = ? WHERE id = ? AND {where}"
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -116,8 +119,8 @@ class SqliteBackend(SqlBackend):
                     self._conn.execute("COMMIT")
                     return None
                 job = self.to_job(row, request.max_run_time)
-                lock, lock_params = self.lock_sql(request, job.id)
-                self._conn.execute(lock, lock_params)
+                stamp = self._stamp(request.now)
+                self._conn.execute(lock, [stamp, request.worker_name, job.id, *params])
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
