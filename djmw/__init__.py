@@ -15,7 +15,6 @@ Register perform functions by job name, then start a worker on the Rails app's t
 
 from __future__ import annotations
 
-from djmw import encode
 from djmw.backends import open_backend
 from djmw.chain import CallNext, Middleware, Perform, compose
 from djmw.config import load_config
@@ -37,8 +36,9 @@ from djmw.handlers import Handlers
 from djmw.job import Job
 from djmw.middleware import default_middlewares
 from djmw.outcome import Failed, Outcome, Rescheduled, Succeeded
-from djmw.payload import ActiveJobCall, DecodeLimits, MethodCall, ObjectJob, StructJob
-from djmw.values import (
+from djmw.ruby import encode
+from djmw.ruby.payload import ActiveJobCall, DecodeLimits, MethodCall, ObjectJob, StructJob
+from djmw.ruby.values import (
     GlobalId,
     KeywordArgs,
     RecordRef,

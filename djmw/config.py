@@ -37,22 +37,11 @@ from typing import Any
 
 import attrs
 
-from djmw import middleware as builtins
 from djmw.chain import Middleware
 from djmw.errors import ConfigurationError
 from djmw.handlers import Handlers
+from djmw.middleware import BUILTINS
 from djmw.worker import Worker
-
-#: The names a config file may use for the built-in middlewares.
-BUILTINS: dict[str, Any] = {
-    "DecodeYAML": builtins.DecodeYAML,
-    "RunHooks": builtins.RunHooks,
-    "LogOutcome": builtins.LogOutcome,
-    "MarkFailed": builtins.MarkFailed,
-    "ScheduleRetry": builtins.ScheduleRetry,
-    "CountAttempts": builtins.CountAttempts,
-    "EnforceTimeout": builtins.EnforceTimeout,
-}
 
 _WORKER_KEYS = {field.name for field in attrs.fields(Worker) if field.init} - {
     "middlewares",

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from djmw.backends import open_backend
-from djmw.backends.base import SqlBackend
+from djmw.backends import Backend, open_backend
 
 
 def enqueue(
-    database: str | SqlBackend | None,
+    database: str | Backend | None,
     handler: str,
     *,
     priority: int = 0,
@@ -19,13 +18,14 @@ def enqueue(
 ) -> int:
     """Insert one job row and return its id.
 
-    ``handler`` is the YAML a Ruby worker loads; build it with ``djmw.encode``
+    ``handler`` is the YAML a Ruby worker loads; build it with ``djmw.ruby.encode``
     (``struct_job``, ``active_job``, ``method_call``) so that Ruby and djmw workers can
     both run it. ``run_at`` is naive UTC (default now); attempts is 0 and the lock and
     failure columns stay NULL, as delayed_job writes them.
 
     Args:
-        database: a URL (a connection is opened and closed), or an open backend to reuse.
+        database: a URL (a connection is opened and closed), or an open Backend to
+            reuse (any implementation: SQL, or ``djmw.testing.InMemoryBackend``).
         handler: the handler YAML.
         priority / run_at / queue: the row's columns (lower priority runs first).
         table: the table name when ``database`` is a URL.
@@ -34,7 +34,7 @@ def enqueue(
         A Ruby worker takes any eligible row: put Python-only jobs in a queue Ruby
         workers do not work, or give them a job class that exists on both sides.
     """
-    if isinstance(database, SqlBackend):
+    if database is not None and not isinstance(database, str):
         return database.enqueue(handler, priority=priority, run_at=run_at, queue=queue)
     backend = open_backend(database, table=table)
     try:

@@ -31,7 +31,7 @@ class Job:
         name: delayed_job's display name (``NewsletterJob``, ``User#activate!``,
             ``User.cleanup``, an ActiveJob ``job_class``); the key perform functions are
             registered under. None until DecodeYAML ran.
-        payload: the decoded handler (see ``djmw.payload``). None until DecodeYAML ran.
+        payload: the decoded handler (see ``djmw.ruby.payload``). None until DecodeYAML ran.
         load_error: why the handler could not be decoded; raised where the perform
             function would run, so logging and failure marking see it like delayed_job's
             DeserializationError.

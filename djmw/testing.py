@@ -19,8 +19,9 @@ from datetime import datetime, timedelta
 import attrs
 
 from djmw._clock import Clock, utc_now
-from djmw.backends._sql import ReserveRequest, handler_marker, truncate_utf8
+from djmw.backends import ReserveRequest, handler_marker, truncate_utf8
 from djmw.chain import CallNext
+from djmw.errors import BackendError, OutcomeNotRecorded
 from djmw.job import Job
 from djmw.outcome import Failed, Outcome, Rescheduled, Succeeded, error_text
 
@@ -199,6 +200,38 @@ class InMemoryBackend:
             for job in mine:
                 self.rows[job.id] = attrs.evolve(job, locked_at=None, locked_by=None)
             return len(mine)
+
+    def finish_and_reserve(self, job: Job, outcome: Outcome, request: ReserveRequest) -> Job | None:
+        """``apply`` then ``reserve``, as the SQL backends do in one transaction."""
+        try:
+            self.apply(job, outcome)
+        except BackendError as exc:
+            msg = f"the outcome of job {job.id} could not be recorded: {exc}"
+            raise OutcomeNotRecorded(msg) from exc
+        return self.reserve(request)
+
+    def touch(self, job: Job) -> bool:
+        """Refresh locked_at if ``job.locked_by`` still holds the row (Heartbeat)."""
+        with self._lock:
+            row = self.rows.get(job.id)
+            if row is None or row.locked_by != job.locked_by:
+                return False
+            self.rows[job.id] = attrs.evolve(row, locked_at=self.clock())
+            return True
+
+    def create_schema(self) -> None:
+        """Nothing to create: the rows live in ``rows``."""
+
+    def check_schema(self) -> None:
+        """Always fine: there is no table to be missing."""
+
+    def job(self, job_id: int) -> Job | None:
+        """Return the row ``job_id``, or None."""
+        return self.rows.get(job_id)
+
+    def jobs(self) -> list[Job]:
+        """Return every row, ordered by id."""
+        return [self.rows[job_id] for job_id in sorted(self.rows)]
 
     def close(self) -> None:
         """Nothing to close."""

@@ -19,7 +19,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from djmw.values import (
+from djmw.ruby.values import (
     GlobalId,
     KeywordArgs,
     RecordRef,

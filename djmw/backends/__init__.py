@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from djmw._clock import Clock, utc_now
-from djmw.backends._sql import ReserveRequest
-from djmw.backends.base import Backend, SqlBackend
+from djmw.backends._sql import ReserveRequest, handler_marker, truncate_utf8
+from djmw.backends.base import Backend, BackendFactory, SqlBackend
 from djmw.backends.url import DatabaseUrl, parse_url
+from djmw.errors import ConfigurationError
 
 
 def open_backend(
@@ -19,16 +20,40 @@ def open_backend(
 ) -> SqlBackend:
     """Connect to ``database`` (a URL, or ``$DATABASE_URL`` when None) and return a backend.
 
-    ``options`` go to the dialect's backend (e.g. ``reserve_sql`` for MySQL).
+    ``options`` go to the dialect's backend, which owns their names (its ``OPTIONS``:
+    ``reserve_sql`` for MySQL, ``busy_timeout`` for SQLite, ...); an unknown one raises
+    ConfigurationError naming it and listing what that backend accepts.
     """
     url = database if isinstance(database, DatabaseUrl) else parse_url(database)
     if url.dialect == "sqlite":
         from djmw.backends.sqlite import SqliteBackend  # noqa: PLC0415 - load the driver in use
 
+        _check_options(SqliteBackend, options)
         return SqliteBackend(url.path or "", table=table, clock=clock, **options)
     from djmw.backends.mysql import MysqlBackend  # noqa: PLC0415 - load the driver in use
 
+    _check_options(MysqlBackend, options)
     return MysqlBackend(url, table=table, clock=clock, **options)
 
 
-__all__ = ["Backend", "DatabaseUrl", "ReserveRequest", "SqlBackend", "open_backend", "parse_url"]
+def _check_options(backend: type[SqlBackend], options: dict[str, Any]) -> None:
+    unknown = sorted(set(options) - backend.OPTIONS)
+    if unknown:
+        msg = (
+            f"backend_options {unknown} are not known to {backend.__name__}; it accepts "
+            f"{', '.join(sorted(backend.OPTIONS)) or 'none'}."
+        )
+        raise ConfigurationError(msg)
+
+
+__all__ = [
+    "Backend",
+    "BackendFactory",
+    "DatabaseUrl",
+    "ReserveRequest",
+    "SqlBackend",
+    "handler_marker",
+    "open_backend",
+    "parse_url",
+    "truncate_utf8",
+]

@@ -6,7 +6,7 @@ import abc
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import attrs
 
@@ -18,7 +18,7 @@ from djmw.backends._sql import (
     ready_where,
     truncate_utf8,
 )
-from djmw.errors import ConfigurationError
+from djmw.errors import BackendError, ConfigurationError, OutcomeNotRecorded
 from djmw.job import Job
 from djmw.outcome import Failed, Outcome, Rescheduled, Succeeded, error_text
 
@@ -26,23 +26,37 @@ logger = logging.getLogger("djmw.backend")
 
 
 class Backend(Protocol):
-    """What the worker needs from a database: reserve one job, apply one outcome.
+    """What a worker, its middlewares and the tools need from a database.
 
-    One backend instance is one connection; each worker thread gets its own.
+    SQLite, MariaDB/MySQL and ``djmw.testing.InMemoryBackend`` implement all of it; a new
+    database implements all of it too (see the README's Architecture section). One
+    backend instance is one connection; each worker thread gets its own. Only backends
+    write job rows.
     """
 
     clock: Clock
 
     def reserve(self, request: ReserveRequest) -> Job | None:
-        """Lock and return the next eligible job, or None."""
+        """Lock and return the next eligible job, or None; BackendError on failure."""
         ...
 
     def apply(self, job: Job, outcome: Outcome) -> bool:
         """Write ``outcome`` for ``job`` in one statement; False if the lock was lost."""
         ...
 
+    def finish_and_reserve(self, job: Job, outcome: Outcome, request: ReserveRequest) -> Job | None:
+        """``apply`` then ``reserve``, in one transaction where the database allows it.
+
+        Raises OutcomeNotRecorded when the outcome could not be written at all.
+        """
+        ...
+
     def unlock(self, job: Job) -> None:
         """Release ``job``'s lock without charging an attempt."""
+        ...
+
+    def touch(self, job: Job) -> bool:
+        """Refresh ``job``'s locked_at; False when the row is no longer locked by it."""
         ...
 
     def clear_locks(self, worker_name: str) -> int:
@@ -60,9 +74,29 @@ class Backend(Protocol):
         """Insert a job row as delayed_job's enqueue does; return its id."""
         ...
 
+    def create_schema(self) -> None:
+        """Create the delayed_jobs table as delayed_job_active_record's migration does."""
+        ...
+
+    def check_schema(self) -> None:
+        """Raise ConfigurationError naming the problem if the table is missing or wrong."""
+        ...
+
+    def job(self, job_id: int) -> Job | None:
+        """Return the row ``job_id`` as a Job, or None."""
+        ...
+
+    def jobs(self) -> list[Job]:
+        """Return every row, ordered by id (for tools and tests; not for the hot path)."""
+        ...
+
     def close(self) -> None:
         """Close the connection."""
         ...
+
+
+#: Opens a new connection: ``Worker.connect``, or ``lambda: backend`` in tests.
+BackendFactory = Callable[[], Backend]
 
 
 class SqlBackend(abc.ABC):
@@ -75,6 +109,8 @@ class SqlBackend(abc.ABC):
 
     mark = "?"
     quote = '"'
+    #: The keyword options this dialect's constructor takes beyond table and clock.
+    OPTIONS: ClassVar[frozenset[str]] = frozenset()
     #: Bytes last_error may hold (None = unbounded); set from the schema when known.
     last_error_limit: int | None = None
 
@@ -162,14 +198,21 @@ class SqlBackend(abc.ABC):
         return sql, [self._compare(p) if isinstance(p, datetime) else p for p in params]
 
     # -- writing ------------------------------------------------------------------------
-    def _last_error(self, error: BaseException) -> str:
+    def _last_error(self, error: BaseException, *, ascii_only: bool = False) -> str:
         text = error_text(error)
+        if ascii_only:
+            text = text.encode("ascii", "backslashreplace").decode("ascii")
         if self.last_error_limit is not None:
             text = truncate_utf8(text, self.last_error_limit)
         return text
 
-    def outcome_sql(self, job: Job, outcome: Outcome) -> tuple[str, list[object]]:
-        """Return the one statement that records ``outcome`` (guarded by our lock)."""
+    def outcome_sql(
+        self, job: Job, outcome: Outcome, *, ascii_error: bool = False
+    ) -> tuple[str, list[object]]:
+        """Return the one statement that records ``outcome`` (guarded by our lock).
+
+        ``ascii_error`` escapes last_error to ASCII, for a column whose charset rejects it.
+        """
         m, now = self.mark, self._stamp(self.clock())
         guard = f"id = {m} AND locked_by = {m}"
         key: list[object] = [job.id, job.locked_by]
@@ -181,14 +224,25 @@ class SqlBackend(abc.ABC):
                     f"UPDATE {self._t} SET attempts = {m}, last_error = {m}, run_at = {m}, "
                     f"locked_at = NULL, locked_by = NULL, updated_at = {m} WHERE {guard}"
                 )
-                params = [attempts, self._last_error(error), self._stamp(run_at), now]
+                params = [
+                    attempts,
+                    self._last_error(error, ascii_only=ascii_error),
+                    self._stamp(run_at),
+                    now,
+                ]
                 return sql, [*params, *key]
             case Failed(attempts=attempts, error=error):
                 sql = (
                     f"UPDATE {self._t} SET attempts = {m}, last_error = {m}, failed_at = {m}, "
                     f"updated_at = {m} WHERE {guard}"
                 )
-                return sql, [attempts, self._last_error(error), now, now, *key]
+                return sql, [
+                    attempts,
+                    self._last_error(error, ascii_only=ascii_error),
+                    now,
+                    now,
+                    *key,
+                ]
         msg = f"not an Outcome: {outcome!r}"  # pragma: no cover - the chain checks this
         raise TypeError(msg)
 
@@ -203,6 +257,16 @@ class SqlBackend(abc.ABC):
         if count == 0:
             lost_lock(job)
         return count > 0
+
+    def finish_and_reserve(self, job: Job, outcome: Outcome, request: ReserveRequest) -> Job | None:
+        """Write ``job``'s outcome, then claim the next job (two statements here;
+        dialects that can do both in one transaction override this)."""
+        try:
+            self.apply(job, outcome)
+        except BackendError as exc:
+            msg = f"the outcome of job {job.id} could not be recorded: {exc}"
+            raise OutcomeNotRecorded(msg) from exc
+        return self.reserve(request)
 
     def unlock(self, job: Job) -> None:
         """Release ``job``'s lock, attempts unchanged (used for crashes and shutdown)."""

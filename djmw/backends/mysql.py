@@ -19,7 +19,7 @@ from djmw._clock import Clock, utc_now
 from djmw.backends._sql import ORDER, ReserveRequest
 from djmw.backends.base import SqlBackend, check_columns, lost_lock
 from djmw.backends.url import DatabaseUrl
-from djmw.errors import BackendError, ConfigurationError, OutcomeNotRecorded
+from djmw.errors import BackendError, ConfigurationError
 from djmw.job import Job
 from djmw.outcome import Outcome
 
@@ -113,6 +113,7 @@ class MysqlBackend(SqlBackend):
 
     mark = "%s"
     quote = "`"
+    OPTIONS = frozenset({"reserve_sql", "write_retry_seconds", "connect_attempts"})
 
     def __init__(
         self,
@@ -270,11 +271,8 @@ class MysqlBackend(SqlBackend):
         except BackendError as exc:
             if _code(exc.__cause__ or exc) != _BAD_STRING:
                 raise
-        sql, params = self.outcome_sql(job, outcome)
-        params = [
-            p.encode("ascii", "backslashreplace").decode() if isinstance(p, str) else p
-            for p in params
-        ]
+        # Only last_error is escaped: the key (locked_by) must match the row as it is.
+        sql, params = self.outcome_sql(job, outcome, ascii_error=True)
         return self._write(lambda: self._execute(sql, params)) > 0
 
     # -- reserve ----------------------------------------------------------------------
@@ -292,7 +290,7 @@ class MysqlBackend(SqlBackend):
 
     def _claim(self, request: ReserveRequest) -> tuple[str, tuple[object, ...]]:
         # Find, lock and read the next row; the UPDATE repeats the whole predicate on the
-        # row itself (checklist item 6). Runs inside a transaction the caller opens.
+        # row itself (docs/contract.md, item 6). Runs inside a transaction the caller opens.
         where, params = self.where(request)
         t, name = self._t, request.worker_name
         sql = (
@@ -336,8 +334,7 @@ class MysqlBackend(SqlBackend):
         (OutcomeNotRecorded if even that fails), and the claim is tried again.
         """
         if not self._skip_locked:
-            self._apply_alone(job, outcome)
-            return self.reserve(request)
+            return super().finish_and_reserve(job, outcome, request)
         finish, finish_values = self.outcome_sql(job, outcome)
         claim, values = self._claim(request)
         sql = f"SET @djmw_id = NULL; START TRANSACTION; {finish}; {claim}COMMIT"
@@ -346,19 +343,11 @@ class MysqlBackend(SqlBackend):
         except Exception as exc:  # rolled back: nothing of it happened
             if _code(exc) in _CONNECTION_ERRORS:
                 self._lost()
-            self._apply_alone(job, outcome)
-            return self.reserve(request)
+            return super().finish_and_reserve(job, outcome, request)
         if results[_FINISH][0] < 1:
             lost_lock(job)
         row = results[_CLAIMED_ROW][1]
         return self.to_job(json.loads(row[0]), request.max_run_time) if row else None
-
-    def _apply_alone(self, job: Job, outcome: Outcome) -> None:
-        try:
-            self.apply(job, outcome)
-        except BackendError as exc:
-            msg = f"the outcome of job {job.id} could not be written: {exc}"
-            raise OutcomeNotRecorded(msg) from exc
 
     def _reserve_update_limit(self, request: ReserveRequest) -> Job | None:
         where, params = self.where(request)

@@ -49,6 +49,7 @@ class SqliteBackend(SqlBackend):
 
     mark = "?"
     quote = '"'
+    OPTIONS = frozenset({"busy_timeout"})
 
     def __init__(
         self,
@@ -109,7 +110,7 @@ class SqliteBackend(SqlBackend):
         """Find and lock the next eligible job in one writer transaction."""
         where, params = self.where(request)
         select = f"SELECT {self.select_columns} FROM {self._t} WHERE {where} {ORDER} LIMIT 1"
-        # The UPDATE repeats the whole predicate on the row itself (checklist item 6).
+        # The UPDATE repeats the whole predicate on the row itself (docs/contract.md, item 6).
         lock = f"UPDATE {self._t} SET locked_at = ?, locked_by = ? WHERE id = ? AND {where}"
         try:
             self._conn.execute("BEGIN IMMEDIATE")

@@ -22,6 +22,8 @@ from djmw.middleware.failure import MarkFailed
 from djmw.middleware.heartbeat import Heartbeat
 from djmw.middleware.hooks import RunHooks
 from djmw.middleware.log import LogOutcome
+from djmw.middleware.registered import OnlyRegistered
+from djmw.middleware.registry import BUILTINS, DEFAULT_CHAIN, bind_backend, check_chain
 from djmw.middleware.retry import (
     Backoff,
     ScheduleRetry,
@@ -37,17 +39,14 @@ def default_middlewares(handlers: Handlers) -> list[Middleware]:
     Extend it with a list literal: ``[my_middleware, *default_middlewares(handlers)]``.
     """
     return [
-        DecodeYAML(),
-        RunHooks(handlers=handlers),
-        LogOutcome(),
-        MarkFailed(),
-        ScheduleRetry(),
-        CountAttempts(),
-        EnforceTimeout(),
+        BUILTINS[name](handlers=handlers) if name == "RunHooks" else BUILTINS[name]()
+        for name in DEFAULT_CHAIN
     ]
 
 
 __all__ = [
+    "BUILTINS",
+    "DEFAULT_CHAIN",
     "Backoff",
     "CountAttempts",
     "DecodeYAML",
@@ -55,8 +54,11 @@ __all__ = [
     "Heartbeat",
     "LogOutcome",
     "MarkFailed",
+    "OnlyRegistered",
     "RunHooks",
     "ScheduleRetry",
+    "bind_backend",
+    "check_chain",
     "default_middlewares",
     "delayed_job_backoff",
     "tenacity_backoff",

@@ -16,7 +16,6 @@ handler's frames.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import pickle
 import select
@@ -30,7 +29,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import NoReturn, cast
 
-from djmw.errors import JobError
+from djmw.errors import ChildProcessFailed, ChildTimedOut, child_job_error
 from djmw.job import Job
 from djmw.outcome import Failed, Outcome, Rescheduled, Succeeded
 
@@ -45,67 +44,6 @@ _WAKE_SECONDS = 0.25
 _CHUNK = 1 << 16
 _EXIT_SENT = 0
 _EXIT_UNSENT = 70  # EX_SOFTWARE: the child could not even report its result
-
-
-class ChildJobError(JobError):
-    """An exception from the job's child process that could not come back as itself.
-
-    Exceptions are sent to the worker by pickling; one that cannot be pickled (it holds a
-    socket, a lock, a generator...) or that does not unpickle to an equal exception (a
-    custom ``__init__`` with other parameters than ``args``) arrives as this class
-    instead. ``type(error).__name__`` is the original class's name (a subclass of
-    ChildJobError is made per name), so the FAILED log line reads ``MyError: message``;
-    ``str(error)`` is the original message and ``last_error`` lists the child's frames.
-    A ``BaseException`` that is not an ``Exception`` (``SystemExit``, ``KeyboardInterrupt``)
-    also arrives as a ChildJobError: in the child it ends the job, never the worker.
-
-    Attributes:
-        class_name: the original exception's qualified class name.
-        message: ``str()`` of the original exception.
-        traceback_text: the child's formatted traceback, chained exceptions included.
-    """
-
-    def __init__(
-        self, message: str, *, class_name: str, traceback_text: str, job_id: int | None = None
-    ) -> None:
-        super().__init__(message, job_id=job_id)
-        self.class_name = class_name
-        self.message = message
-        self.traceback_text = traceback_text
-
-    def __str__(self) -> str:
-        return self.message
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (child_job_error, (self.class_name, self.message, self.traceback_text, self.job_id))
-
-
-@functools.lru_cache(maxsize=256)
-def _named_class(qualname: str) -> type[ChildJobError]:
-    name = qualname.rpartition(".")[2] or "ChildJobError"
-    namespace = {"__module__": __name__, "__qualname__": qualname, "__doc__": ChildJobError.__doc__}
-    return cast(type[ChildJobError], type(name, (ChildJobError,), namespace))
-
-
-def child_job_error(
-    class_name: str, message: str, traceback_text: str, job_id: int | None = None
-) -> ChildJobError:
-    """Return a ChildJobError whose class is named like the original (``class_name``)."""
-    cls = _named_class(class_name) if class_name else ChildJobError
-    return cls(message, class_name=class_name, traceback_text=traceback_text, job_id=job_id)
-
-
-class ChildProcessFailed(JobError):
-    """The job's child process ended without a readable result (a retryable attempt).
-
-    The message says how: ``the job's child process died with signal 9 (SIGKILL)`` (the
-    kernel's OOM killer, a segfault in a C extension, a ``kill``), or ``... exited with
-    status 3 without sending a result`` (``os._exit`` in the handler).
-    """
-
-
-class ChildTimedOut(JobError):
-    """The child process was still running at the limit and was killed."""
 
 
 # -- the child -------------------------------------------------------------------------

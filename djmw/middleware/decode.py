@@ -11,7 +11,7 @@ from djmw.chain import CallNext
 from djmw.errors import ConfigurationError, PayloadDecodeError
 from djmw.job import Job
 from djmw.outcome import Outcome
-from djmw.payload import DecodeLimits, decode_handler
+from djmw.ruby.payload import DecodeLimits, decode_handler
 
 _TAG_NAME = re.compile(rb"!ruby/\w+:([A-Za-z_][\w:]*)")
 
@@ -62,7 +62,7 @@ class DecodeYAML:
 
     Note:
         Nothing from a row ever builds an arbitrary Python object: unknown Ruby classes
-        become inspectable values (``djmw.values.RubyObject``), unknown YAML tags fail.
+        become inspectable values (``djmw.ruby.values.RubyObject``), unknown YAML tags fail.
     """
 
     limits: DecodeLimits = attrs.field(factory=DecodeLimits, converter=_as_limits)

@@ -6,20 +6,13 @@ import attrs
 
 from djmw.chain import CallNext
 from djmw.errors import (
-    AttemptFailed,
-    ConfigurationError,
     PayloadDecodeError,
     PermanentJobError,
     RetriesExhausted,
 )
 from djmw.job import Job
 from djmw.outcome import Failed, Outcome
-
-
-def _boolean(instance: object, attribute: attrs.Attribute[bool], value: object) -> None:
-    if not isinstance(value, bool):
-        msg = f"MarkFailed: delete_failed must be true or false, got {value!r}."
-        raise ConfigurationError(msg)
+from djmw.validation import boolean
 
 
 @attrs.frozen(kw_only=True)
@@ -40,24 +33,20 @@ class MarkFailed:
             override wins; it is ignored for undecodable handlers, as in delayed_job.
     """
 
-    delete_failed: bool = attrs.field(default=False, validator=_boolean)
+    delete_failed: bool = attrs.field(default=False, validator=boolean)
 
     def __call__(self, job: Job, call_next: CallNext, /) -> Outcome:
         """Run the inner chain; convert permanent errors to Failed."""
         try:
             return call_next(job)
-        except RetriesExhausted as exc:
-            return Failed(
-                attempts=exc.attempts, error=exc.error, delete=self._delete(job), exhausted=True
-            )
-        except AttemptFailed as exc:
-            if not exc.permanent:
-                raise
-            return Failed(attempts=exc.attempts, error=exc.error, delete=self._delete(job))
-        except PayloadDecodeError as exc:
-            return Failed(attempts=job.attempts, error=exc, delete=self.delete_failed)
         except PermanentJobError as exc:
-            return Failed(attempts=job.attempts, error=exc, delete=self._delete(job))
+            undecodable = isinstance(exc, PayloadDecodeError)
+            return Failed(
+                attempts=exc.stored_attempts(job.attempts),
+                error=exc.recorded_error(),
+                delete=self.delete_failed if undecodable else self._delete(job),
+                exhausted=isinstance(exc, RetriesExhausted),
+            )
 
     def _delete(self, job: Job) -> bool:
         return job.destroy_failed if job.destroy_failed is not None else self.delete_failed

@@ -4,51 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import threading
 
 import attrs
 
-from djmw.backends import open_backend
-from djmw.backends._sql import checked_table
-from djmw.backends.base import SqlBackend
-from djmw.chain import CallNext
-from djmw.errors import ConfigurationError
+from djmw.backends import Backend, BackendFactory
+from djmw.chain import CallNext, Middleware
 from djmw.job import Job
-from djmw.middleware.log import job_prefix
+from djmw.logs import job_prefix
 from djmw.outcome import Outcome
+from djmw.validation import positive_number
 
 logger = logging.getLogger("djmw.heartbeat")
 
 #: How long the end of a job waits for a beat that is still writing.
 _JOIN_SECONDS = 5.0
-
-
-def _check_interval(instance: object, attribute: attrs.Attribute[float], value: object) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        msg = f"Heartbeat: interval must be a positive number of seconds, got {value!r}."
-        raise ConfigurationError(msg)
-
-
-def _check_database(
-    instance: object, attribute: attrs.Attribute[str | None], value: object
-) -> None:
-    if value is not None and not isinstance(value, str):
-        msg = f"Heartbeat: database must be a URL string or None, got {value!r}."
-        raise ConfigurationError(msg)
-
-
-def _check_table(instance: object, attribute: attrs.Attribute[str], value: object) -> None:
-    try:
-        checked_table(value)  # type: ignore[arg-type]
-    except ConfigurationError as exc:
-        msg = f"Heartbeat: table: {exc}"
-        raise ConfigurationError(msg) from None
 
 
 @attrs.frozen(kw_only=True)
@@ -71,13 +41,15 @@ class Heartbeat:
     Args:
         interval: seconds between beats (default 60); keep it well below the workers'
             max_run_time, all of them (a worker with a shorter one steals sooner).
-        database: the URL of the worker's database (None reads ``DATABASE_URL``).
-        table: the delayed_jobs table name.
+        connect: opens a connection for the beats. None (the usual case): the Worker
+            gives its own ``Worker.connect`` when it composes the chain
+            (``with_backend``), so the beats reach the worker's database and table.
 
     Note:
         The beats use their own connection, opened by the beat thread at its first beat
         (jobs shorter than ``interval`` open none) and closed when the job ends; never
         the worker's connection, which is busy or must stay untouched while the job runs.
+        A Heartbeat used outside a Worker without ``connect`` runs the job without beats.
         A failed beat is logged on ``djmw.heartbeat`` and retried at the next interval;
         it never reaches the job. When the row is no longer locked by this worker (its
         lock had already expired and another worker took it), a warning is logged and
@@ -92,13 +64,16 @@ class Heartbeat:
         suspended VM) stops beating too, so its lock expires as without a heartbeat.
     """
 
-    interval: float = attrs.field(default=60.0, validator=_check_interval)
-    database: str | None = attrs.field(default=None, validator=_check_database)
-    table: str = attrs.field(default="delayed_jobs", validator=_check_table)
+    interval: float = attrs.field(default=60.0, validator=positive_number)
+    connect: BackendFactory | None = None
+
+    def with_backend(self, connect: BackendFactory) -> Middleware:
+        """Return this Heartbeat beating through ``connect`` unless it has its own."""
+        return self if self.connect is not None else attrs.evolve(self, connect=connect)
 
     def __call__(self, job: Job, call_next: CallNext, /) -> Outcome:
         """Run the inner chain while a background thread refreshes the job's lock."""
-        if job.locked_by is None:
+        if job.locked_by is None or self.connect is None:
             return call_next(job)
         done = threading.Event()
         beat = threading.Thread(
@@ -119,7 +94,7 @@ class Heartbeat:
                 )
 
     def _beat(self, job: Job, done: threading.Event) -> None:
-        backend: SqlBackend | None = None
+        backend: Backend | None = None
         try:
             while not done.wait(self.interval):
                 try:
@@ -140,8 +115,11 @@ class Heartbeat:
                 with contextlib.suppress(Exception):
                     backend.close()
 
-    def _connect(self, job: Job) -> SqlBackend:
-        backend = open_backend(self.database, table=self.table, clock=job.clock)
+    def _connect(self, job: Job) -> Backend:
+        if self.connect is None:  # pragma: no cover - __call__ runs no beat without it
+            msg = "Heartbeat: no connect factory"
+            raise RuntimeError(msg)
+        backend = self.connect()
         try:
             # Also learns the column precision, so beats stamp locked_at as the worker does.
             backend.check_schema()

@@ -11,7 +11,7 @@ from djmw.chain import CallNext
 from djmw.errors import PayloadDecodeError, PermanentJobError
 from djmw.handlers import Handlers
 from djmw.job import Job
-from djmw.middleware.log import LOGGER_NAME, as_logger, job_prefix
+from djmw.logs import LOGGER_NAME, as_logger, job_prefix
 from djmw.outcome import Failed, Outcome, error_text
 
 #: Keys a handler's ``config(job)`` may return, and the Job field each one sets.

@@ -8,28 +8,10 @@ import time
 import attrs
 
 from djmw.chain import CallNext
-from djmw.errors import ConfigurationError, PayloadDecodeError, error_message
+from djmw.errors import PayloadDecodeError, error_message
 from djmw.job import Job
+from djmw.logs import LOGGER_NAME, as_logger, job_prefix
 from djmw.outcome import Failed, Outcome, Rescheduled, Succeeded, error_class_name
-
-#: The logger djmw writes job and worker lines to.
-LOGGER_NAME = "djmw"
-
-
-def as_logger(value: object) -> logging.Logger:
-    """Accept a Logger or a logger name (as config files give it)."""
-    if isinstance(value, logging.Logger):
-        return value
-    if isinstance(value, str):
-        return logging.getLogger(value)
-    msg = f"logger must be a logging.Logger or a logger name, got {value!r}."
-    raise ConfigurationError(msg)
-
-
-def job_prefix(job: Job) -> str:
-    """Return ``[Worker(<name>)] Job <name> (id=<id>)[ (queue=<q>)]`` as delayed_job's job_say."""
-    queue = f" (queue={job.queue})" if job.queue is not None else ""
-    return f"[Worker({job.locked_by})] Job {job.display_name} (id={job.id}){queue}"
 
 
 def _one_line(error: BaseException) -> str:

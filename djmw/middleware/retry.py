@@ -13,6 +13,7 @@ from djmw.chain import CallNext
 from djmw.errors import AttemptFailed, ConfigurationError, PermanentJobError, RetriesExhausted
 from djmw.job import Job
 from djmw.outcome import Outcome, Rescheduled
+from djmw.validation import positive_int
 
 #: A backoff: attempts (after the increment) -> delay. Seconds or a timedelta.
 Backoff = Callable[[int], "float | timedelta"]
@@ -54,12 +55,6 @@ def _as_backoff(value: object) -> Backoff:
     raise ConfigurationError(msg)
 
 
-def _positive(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        msg = f"ScheduleRetry: {attribute.name} must be an integer >= 1, got {value!r}."
-        raise ConfigurationError(msg)
-
-
 @attrs.frozen(kw_only=True)
 class ScheduleRetry:
     """Reschedule a failed attempt at now + backoff(attempts), or give up.
@@ -81,19 +76,17 @@ class ScheduleRetry:
         "now" is the job's clock at failure time, as delayed_job's ``db_time_now``.
     """
 
-    max_attempts: int = attrs.field(default=25, validator=_positive)
+    max_attempts: int = attrs.field(default=25, validator=positive_int)
     backoff: Backoff = attrs.field(default=delayed_job_backoff, converter=_as_backoff)
 
     def __call__(self, job: Job, call_next: CallNext, /) -> Outcome:
         """Run the inner chain; turn a retryable failure into Rescheduled."""
         try:
             return call_next(job)
-        except AttemptFailed as failure:
-            if failure.permanent:
-                raise
-            attempts, error = failure.attempts, failure.error
         except PermanentJobError:
             raise
+        except AttemptFailed as failure:
+            attempts, error = failure.attempts, failure.error
         except Exception as exc:  # no CountAttempts inside: nothing was counted
             attempts, error = job.attempts, exc
         max_attempts = job.max_attempts if job.max_attempts is not None else self.max_attempts

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import threading
 from typing import Literal
 
@@ -10,16 +9,12 @@ import attrs
 
 from djmw._interrupt import raise_in_thread
 from djmw.chain import CallNext
-from djmw.errors import ConfigurationError, JobTimeout
+from djmw.errors import ChildTimedOut, JobTimeout, TimeoutInterrupt
 from djmw.job import Job
-from djmw.middleware._child import (
-    ChildJobError,
-    ChildProcessFailed,
-    ChildTimedOut,
-    run_in_child,
-)
+from djmw.middleware._child import run_in_child
 from djmw.middleware._watchdog import Watchdog
 from djmw.outcome import Outcome
+from djmw.validation import one_of, optional, seconds
 
 TimeoutMode = Literal["interrupt", "cooperative", "process"]
 _MODES = ("interrupt", "cooperative", "process")
@@ -39,41 +34,6 @@ def timeout_message(worker_limit: float) -> str:
     seconds = int(worker_limit)
     unit = "second" if seconds == 1 else "seconds"
     return f"execution expired (Delayed::Worker.max_run_time is only {seconds} {unit})"
-
-
-class _Interrupted(JobTimeout):
-    """Raised into the job's thread; replaced by a JobTimeout with the full message."""
-
-
-def _check_mode(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
-    if value not in _MODES:
-        msg = (
-            f"EnforceTimeout: mode must be 'interrupt', 'cooperative' or 'process', got {value!r}."
-        )
-        raise ConfigurationError(msg)
-
-
-def _is_seconds(value: object) -> bool:
-    return (
-        not isinstance(value, bool)
-        and isinstance(value, int | float)
-        and math.isfinite(value)
-        and value >= 0
-    )
-
-
-def _check_max_run_time(
-    instance: object, attribute: attrs.Attribute[float | None], value: object
-) -> None:
-    if value is not None and not _is_seconds(value):
-        msg = f"EnforceTimeout: max_run_time must be None or seconds >= 0, got {value!r}."
-        raise ConfigurationError(msg)
-
-
-def _check_grace(instance: object, attribute: attrs.Attribute[float], value: object) -> None:
-    if not _is_seconds(value):
-        msg = f"EnforceTimeout: grace must be seconds >= 0, got {value!r}."
-        raise ConfigurationError(msg)
 
 
 @attrs.frozen(kw_only=True)
@@ -138,9 +98,9 @@ class EnforceTimeout:
         (QueueListener) lose the child's records.
     """
 
-    max_run_time: float | None = attrs.field(default=None, validator=_check_max_run_time)
-    mode: TimeoutMode = attrs.field(default="interrupt", validator=_check_mode)
-    grace: float = attrs.field(default=2.0, validator=_check_grace)
+    max_run_time: float | None = attrs.field(default=None, validator=optional(seconds))
+    mode: TimeoutMode = attrs.field(default="interrupt", validator=one_of(_MODES))
+    grace: float = attrs.field(default=2.0, validator=seconds)
     _watchdog: Watchdog = attrs.field(factory=Watchdog, init=False, eq=False, repr=False)
 
     def __call__(self, job: Job, call_next: CallNext, /) -> Outcome:
@@ -159,12 +119,12 @@ class EnforceTimeout:
             with lock:
                 job.timeout_event.set()
                 if running[0] and self.mode == "interrupt":
-                    raise_in_thread(thread_id, _Interrupted)
+                    raise_in_thread(thread_id, TimeoutInterrupt)
 
         timer = self._watchdog.schedule(limit, expire)
         try:
             outcome = call_next(job)
-        except _Interrupted as exc:
+        except TimeoutInterrupt as exc:
             raise JobTimeout(timeout_message(job.worker_max_run_time), job_id=job.id) from exc
         finally:
             with lock:
@@ -191,8 +151,6 @@ class EnforceTimeout:
 
 
 __all__ = [
-    "ChildJobError",
-    "ChildProcessFailed",
     "EnforceTimeout",
     "TimeoutMode",
     "effective_limit",

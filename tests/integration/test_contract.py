@@ -1,6 +1,6 @@
-"""delayed_job's compatibility checklist, item by item, against real MariaDB and SQLite.
+"""The behaviour contract (docs/contract.md), item by item, against real MariaDB and SQLite.
 
-Each test names the checklist item of ``delayed_job_semantics.md`` it checks. Every test
+Each test names the item of ``docs/contract.md`` it checks. Every test
 runs once per database (the ``db_url`` fixture); the worker's clock is a ManualClock so
 that time moves only when the test says so.
 """
@@ -143,7 +143,7 @@ def test_item5_mysql_lock_truncates_and_rereads(
         backend_options={"reserve_sql": strategy},
     )
     worker.prepare()
-    job = worker._db.reserve(worker._request())  # type: ignore[union-attr]
+    job = worker._loop.backend.reserve(worker._request(frozenset()))  # type: ignore[union-attr]
     assert job is not None
     assert job.id == job_id
     stored = db.job(job_id)
@@ -352,8 +352,9 @@ def test_item16_reserve_never_charges_attempts(db_url: str, clock: ManualClock) 
     job_id = db.enqueue(OK)
     worker = make_worker(db_url, clock)
     worker.prepare()
-    assert worker._db is not None
-    assert worker._db.reserve(worker._request()) is not None
+    assert worker._loop is not None
+    assert worker._loop.backend is not None
+    assert worker._loop.backend.reserve(worker._request(frozenset())) is not None
     row = db.job(job_id)
     assert row is not None
     assert (row.attempts, row.locked_by) == (0, NAME)
@@ -425,7 +426,7 @@ def test_item18_stop_finishes_job_and_clears_locks(db_url: str, clock: ManualClo
 
 def test_item19_consecutive_reserve_errors_stop_the_worker(db_url: str, clock: ManualClock) -> None:
     """19: N consecutive reserve errors stop the worker (crashed); raise mode raises."""
-    from djmw.worker import ReserveErrorsExceeded
+    from djmw.errors import ReserveErrorsExceeded
 
     db = backend_at(db_url, clock)
     worker = make_worker(db_url, clock, max_reserve_errors=3, sleep_delay=0.01)

@@ -86,7 +86,7 @@ def test_beats_refresh_the_lock_while_the_job_runs_and_stop_after(db_url: str) -
         seen.append(row.locked_at if row else None)
         return Succeeded()
 
-    heartbeat = Heartbeat(interval=0.1, database=db_url)
+    heartbeat = Heartbeat(interval=0.1, connect=lambda: open_backend(db_url, clock=clock))
     assert heartbeat(job, handler) == Succeeded()
     assert seen == [T0 + timedelta(seconds=60)]
     assert not [t for t in threading.enumerate() if t.name.startswith("djmw heartbeat")]
@@ -108,7 +108,9 @@ def test_a_lost_lock_ends_the_beats_with_a_warning(
     lock(db, job_id, "host:b pid:2", T0)
     job = make_job(id=job_id, locked_by=NAME, clock=clock)
     with caplog.at_level(logging.WARNING, logger="djmw.heartbeat"):
-        Heartbeat(interval=0.05, database=db_url)(job, lambda j: time.sleep(0.4) or Succeeded())
+        Heartbeat(interval=0.05, connect=lambda: open_backend(db_url, clock=clock))(
+            job, lambda j: time.sleep(0.4) or Succeeded()
+        )
     lost = [r for r in caplog.records if "no longer locked by host:a pid:1" in r.getMessage()]
     assert len(lost) == 1
     row = db.job(job_id)
@@ -119,7 +121,9 @@ def test_a_lost_lock_ends_the_beats_with_a_warning(
 
 def test_beat_errors_are_logged_never_raised(caplog: pytest.LogCaptureFixture) -> None:
     """A heartbeat that cannot reach its database logs each failure; the job succeeds."""
-    heartbeat = Heartbeat(interval=0.05, database="sqlite:////nonexistent-dir/jobs.db")
+    heartbeat = Heartbeat(
+        interval=0.05, connect=lambda: open_backend("sqlite:////nonexistent-dir/jobs.db")
+    )
     job = make_job(locked_by=NAME)
     with caplog.at_level(logging.ERROR, logger="djmw.heartbeat"):
         outcome = heartbeat(job, lambda j: time.sleep(0.3) or Succeeded("done"))
@@ -137,7 +141,9 @@ def test_unlocked_job_runs_without_beats() -> None:
         seen.append(threading.active_count())
         return Succeeded()
 
-    Heartbeat(interval=0.01, database="sqlite:////nonexistent-dir/jobs.db")(make_job(), handler)
+    Heartbeat(interval=0.01, connect=lambda: open_backend("sqlite:////nonexistent-dir/jobs.db"))(
+        make_job(), handler
+    )
     assert seen == [before]
 
 
@@ -148,8 +154,6 @@ def test_unlocked_job_runs_without_beats() -> None:
         ({"interval": -1.0}, "interval"),
         ({"interval": True}, "interval"),
         ({"interval": float("inf")}, "interval"),
-        ({"database": 5}, "database"),
-        ({"table": "jobs; DROP TABLE x"}, "table"),
     ],
 )
 def test_bad_configuration_names_the_field(options: dict[str, object], field: str) -> None:
@@ -176,7 +180,7 @@ def race(db_url: str, *, heartbeat: bool) -> tuple[float | None, tuple[int, int]
     handlers = Handlers({"LongJob": long_job})
     chain = default_middlewares(handlers)[:-1]  # no EnforceTimeout: see Heartbeat's limits
     if heartbeat:
-        chain.insert(3, Heartbeat(interval=0.5, database=db_url))
+        chain.insert(3, Heartbeat(interval=0.5))  # the worker gives it Worker.connect
     worker_a = Worker(
         database=db_url, handlers=handlers, middlewares=chain, max_run_time=2, name="worker A"
     )

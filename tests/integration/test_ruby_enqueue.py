@@ -1,4 +1,4 @@
-"""Jobs enqueued from Python with ``djmw.enqueue`` and ``djmw.encode``, run by Ruby's worker.
+"""Jobs enqueued from Python with ``djmw.enqueue`` and ``djmw.ruby.encode``, run by Ruby's worker.
 
 djmw writes the rows (struct jobs, a delayed method call on a class, on a record and on a
 mailer, and an ActiveJob job), each with its own queue, priority and run_at; the real Ruby
@@ -24,7 +24,7 @@ from ruby_values import ruby_value, same
 import djmw
 from djmw import encode
 from djmw.backends import open_backend
-from djmw.values import (
+from djmw.ruby.values import (
     GlobalId,
     KeywordArgs,
     RecordRef,

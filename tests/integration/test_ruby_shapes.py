@@ -28,8 +28,8 @@ from ruby_values import ruby_value, same, utc
 
 from djmw import Handlers, Job, Worker
 from djmw.backends import open_backend
-from djmw.payload import ActiveJobCall, MethodCall, ObjectJob, StructJob, decode_handler
-from djmw.values import (
+from djmw.ruby.payload import ActiveJobCall, MethodCall, ObjectJob, StructJob, decode_handler
+from djmw.ruby.values import (
     GlobalId,
     KeywordArgs,
     RecordRef,

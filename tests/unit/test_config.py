@@ -364,3 +364,19 @@ def test_good_config_runs_jobs_on_sqlite(tmp_path: Path, database: str) -> None:
     assert sorted(config_handlers.STAMPED) == [("audit", "ConfigFailJob"), ("audit", "ConfigJob")]
     assert [job.id for job in backend.jobs()] == [other_queue]
     backend.close()
+
+
+def test_heartbeat_by_name_in_a_config_file(tmp_path: Path) -> None:
+    """``"Heartbeat"`` is a built-in name like the others (it was missing once)."""
+    path = tmp_path / "djmw.toml"
+    path.write_text(
+        "[worker]\n"
+        f'database = "sqlite:///{tmp_path / "jobs.db"}"\n'
+        'handlers = "config_handlers:handlers"\n'
+        'middlewares = ["DecodeYAML", "LogOutcome", { use = "Heartbeat", interval = 5 }]\n'
+    )
+    worker = load_config(path)
+    assert worker.middlewares is not None
+    heartbeat = worker.middlewares[2]
+    assert type(heartbeat).__name__ == "Heartbeat"
+    assert heartbeat.interval == 5  # type: ignore[attr-defined]

@@ -1,4 +1,4 @@
-"""djmw.encode: handler YAML in Psych's layout that decodes back and that Ruby loads."""
+"""djmw.ruby.encode: handler YAML in Psych's layout that decodes back and that Ruby loads."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import rubyenv
 
-from djmw.encode import active_job, dump_value, method_call, struct_job
-from djmw.payload import ActiveJobCall, MethodCall, StructJob, decode_handler
-from djmw.values import (
+from djmw.ruby.encode import active_job, dump_value, method_call, struct_job
+from djmw.ruby.payload import ActiveJobCall, MethodCall, StructJob, decode_handler
+from djmw.ruby.values import (
     GlobalId,
     KeywordArgs,
     RecordRef,

@@ -7,9 +7,9 @@ import time
 import pytest
 import yaml
 
-from djmw import _yaml
 from djmw.errors import PayloadDecodeError
-from djmw.payload import DecodeLimits, decode_handler
+from djmw.ruby import _yaml
+from djmw.ruby.payload import DecodeLimits, decode_handler
 
 PREFIX = "Job failed to load: "
 PYTHON_TAGS = [

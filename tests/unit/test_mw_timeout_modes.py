@@ -30,10 +30,16 @@ import pytest
 from djmw import Handlers, Worker
 from djmw.backends.base import SqlBackend
 from djmw.chain import compose
-from djmw.errors import ConfigurationError, JobTimeout, PermanentJobError
+from djmw.errors import (
+    ChildJobError,
+    ChildProcessFailed,
+    ConfigurationError,
+    JobTimeout,
+    PermanentJobError,
+)
 from djmw.job import Job
 from djmw.middleware import CountAttempts, EnforceTimeout, ScheduleRetry, default_middlewares
-from djmw.middleware.timeout import ChildJobError, ChildProcessFailed, TimeoutMode
+from djmw.middleware.timeout import TimeoutMode
 from djmw.outcome import Outcome, Rescheduled, Succeeded, error_class_name, error_text
 from djmw.testing import make_job
 
@@ -446,12 +452,14 @@ def test_worker_with_process_mode_times_out_and_keeps_its_connection(
     middlewares = [*default_middlewares(handlers)[:-1], EnforceTimeout(mode="process")]
     worker = Worker(database=db_url, handlers=handlers, middlewares=middlewares, max_run_time=1)
     worker.prepare()
-    connection = worker._db
+    assert worker._loop is not None
+    connection = worker._loop.backend
     session = _session_id(worker)
     started = time.monotonic()
     assert worker.work_off(2) == (1, 1)
     assert time.monotonic() - started < 5
-    assert worker._db is connection
+    assert worker._loop is not None
+    assert worker._loop.backend is connection
     assert _session_id(worker) == session
     row = setup.job(sleepy)
     assert row is not None
@@ -466,7 +474,8 @@ def test_worker_with_process_mode_times_out_and_keeps_its_connection(
 
 
 def _session_id(worker: Worker) -> object:
-    backend = worker._db
+    assert worker._loop is not None
+    backend = worker._loop.backend
     if type(backend).__name__ != "MysqlBackend":
         return None
     stats = getattr(backend, "stats", {})

@@ -12,7 +12,7 @@ import pytest
 from ruby_values import ruby_value, same
 
 from djmw.errors import PayloadDecodeError
-from djmw.payload import (
+from djmw.ruby.payload import (
     ActiveJobCall,
     Decoded,
     DecodeLimits,
@@ -22,7 +22,7 @@ from djmw.payload import (
     decode_handler,
     display_name,
 )
-from djmw.values import (
+from djmw.ruby.values import (
     GlobalId,
     KeywordArgs,
     RecordRef,

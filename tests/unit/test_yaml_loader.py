@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from djmw import _yaml
 from djmw.errors import PayloadDecodeError
-from djmw.payload import DecodeLimits
-from djmw.values import RecordRef, RubyModule, RubyObject, RubyRange, RubyRegexp, Symbol
+from djmw.ruby import _yaml
+from djmw.ruby.payload import DecodeLimits
+from djmw.ruby.values import RecordRef, RubyModule, RubyObject, RubyRange, RubyRegexp, Symbol
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 PURE_PYTHON_LOADER = _yaml.build_loader(yaml.SafeLoader)

@@ -10,12 +10,12 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from djmw import _yaml
-from djmw._yaml_scalars import tokenize
-from djmw.encode import active_job, dump_value, struct_job
 from djmw.errors import PayloadDecodeError
-from djmw.payload import ActiveJobCall, Decoded, DecodeLimits, StructJob, decode_handler
-from djmw.values import (
+from djmw.ruby import _yaml
+from djmw.ruby._yaml_scalars import tokenize
+from djmw.ruby.encode import active_job, dump_value, struct_job
+from djmw.ruby.payload import ActiveJobCall, Decoded, DecodeLimits, StructJob, decode_handler
+from djmw.ruby.values import (
     GlobalId,
     KeywordArgs,
     RecordRef,

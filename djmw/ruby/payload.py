@@ -26,11 +26,11 @@ from decimal import Decimal
 
 import attrs
 
-from djmw import _yaml
-from djmw._activejob import deserialize_argument, parse_iso_time
-from djmw._yaml_ruby import decode_error
 from djmw.errors import PayloadDecodeError
-from djmw.values import (
+from djmw.ruby import _yaml
+from djmw.ruby._activejob import deserialize_argument, parse_iso_time
+from djmw.ruby._yaml_ruby import decode_error
+from djmw.ruby.values import (
     RecordRef,
     RubyModule,
     RubyObject,

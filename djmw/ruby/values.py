@@ -1,6 +1,6 @@
 """Plain Python values for the Ruby things found inside delayed_job handlers.
 
-``djmw.payload`` decodes handler YAML into these and ``djmw.encode`` writes them back.
+``djmw.ruby.payload`` decodes handler YAML into these and ``djmw.ruby.encode`` writes them back.
 None of them ever runs Ruby code or loads a model: they only carry names and data, so
 perform functions can inspect them and decide what to do.
 
@@ -160,7 +160,7 @@ class KeywordArgs(dict[str, object]):
 
     A dict subclass, so ``perform(*positional, **kwargs)`` works directly; keys are the
     keyword names as plain str (they are Symbols in Ruby). ActiveJob keeps them as the last
-    element of ``ActiveJobCall.arguments``; ``djmw.encode.active_job`` writes one back with
+    element of ``ActiveJobCall.arguments``; ``djmw.ruby.encode.active_job`` writes one back with
     the ``_aj_ruby2_keywords`` marker. It compares equal to a dict with the same items;
     check ``isinstance(value, KeywordArgs)`` to tell the two apart.
     """

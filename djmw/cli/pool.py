@@ -15,9 +15,8 @@ import time
 from collections.abc import Callable, Sequence
 from types import FrameType
 
-from djmw.backends import open_backend
 from djmw.errors import DjmwError
-from djmw.middleware.log import LOGGER_NAME
+from djmw.logs import LOGGER_NAME
 from djmw.worker import Worker
 
 logger = logging.getLogger(LOGGER_NAME)
@@ -93,15 +92,14 @@ class WorkerPool:
 
 
 def _alive(worker: Worker) -> bool:
-    thread = getattr(worker, "_thread", None)
-    return thread is not None and thread.is_alive()
+    return worker.alive
 
 
 def _unlock_from_outside(worker: Worker) -> None:
     # The worker's own connection may be mid-statement in its stuck thread: use another.
     job = worker.current_job
     try:
-        backend = open_backend(worker.database, table=worker.table, clock=worker.now)
+        backend = worker.connect()
         try:
             if job is not None:
                 backend.unlock(job)

@@ -9,10 +9,10 @@ import time
 from collections.abc import Sequence
 
 from djmw.backends import open_backend
+from djmw.cli.pool import WorkerPool, worker_names
+from djmw.cli.supervisor import Supervisor
 from djmw.config import load_config, worker_from_mapping
 from djmw.errors import DjmwError
-from djmw.pool import WorkerPool, worker_names
-from djmw.supervisor import Supervisor
 from djmw.worker import Worker, default_worker_name
 
 LOG_FORMAT = "%(asctime)s: %(message)s"
@@ -91,7 +91,7 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from djmw.demo import run_demo  # noqa: PLC0415 - only the demo needs it
+    from djmw.cli.demo import run_demo  # noqa: PLC0415 - only the demo needs it
 
     for line in run_demo(args.database):
         print(line)

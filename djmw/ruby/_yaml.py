@@ -1,4 +1,4 @@
-"""The safe Ruby-YAML loader: handler bytes -> plain Python values and ``djmw.values``.
+"""The safe Ruby-YAML loader: handler bytes -> plain Python values and ``djmw.ruby.values``.
 
 ``RubyLoader`` subclasses PyYAML's ``CSafeLoader`` (libyaml) when PyYAML was built with
 it, else the pure-Python ``SafeLoader``; both get the same resolver and constructors.
@@ -19,7 +19,7 @@ from typing import Protocol
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from djmw._yaml_ruby import (
+from djmw.ruby._yaml_ruby import (
     PLAIN_TAG,
     SYCK_TAG_PREFIX,
     YAML_TAG_PREFIX,
@@ -43,7 +43,7 @@ _NESTING_PROBE = "[" * 1100 + "]" * 1100
 
 
 class Limits(Protocol):
-    """The limits ``load`` enforces; ``djmw.payload.DecodeLimits`` provides them."""
+    """The limits ``load`` enforces; ``djmw.ruby.payload.DecodeLimits`` provides them."""
 
     @property
     def max_depth(self) -> int:
@@ -240,7 +240,7 @@ def load(data: bytes, limits: Limits, loader_class: type[Loader] = RubyLoader) -
 
     Args:
         data: the handler as UTF-8 bytes (size, encoding and NUL checks come first, in
-            ``djmw.payload``).
+            ``djmw.ruby.payload``).
         limits: depth, node and alias limits.
         loader_class: the loader to use; tests pass one built on the other PyYAML base.
 

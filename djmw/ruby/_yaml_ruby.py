@@ -1,7 +1,7 @@
 """Constructors for the YAML tags Psych writes: each turns one node into a djmw value.
 
-The loader in ``djmw._yaml`` registers these on a ``yaml.SafeLoader`` subclass. They
-build only plain data and the types of ``djmw.values``; a tag they do not know fails the
+The loader in ``djmw.ruby._yaml`` registers these on a ``yaml.SafeLoader`` subclass. They
+build only plain data and the types of ``djmw.ruby.values``; a tag they do not know fails the
 decode with a ``PayloadDecodeError`` naming the tag, it is never looked up as a class.
 """
 
@@ -19,11 +19,11 @@ from typing import NoReturn, TypeAlias
 from yaml import CSafeLoader, SafeLoader
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from djmw._yaml_scalars import parse_time, tokenize
 from djmw.errors import PayloadDecodeError
-from djmw.values import RecordRef, RubyModule, RubyObject, RubyRange, RubyRegexp, Symbol
+from djmw.ruby._yaml_scalars import parse_time, tokenize
+from djmw.ruby.values import RecordRef, RubyModule, RubyObject, RubyRange, RubyRegexp, Symbol
 
-#: The loaders the constructors are registered on (see ``djmw._yaml.build_loader``).
+#: The loaders the constructors are registered on (see ``djmw.ruby._yaml.build_loader``).
 Loader: TypeAlias = SafeLoader | CSafeLoader
 
 #: The tag the loader's resolver gives every plain (unquoted, untagged) scalar.

@@ -3,10 +3,10 @@
 Use it to enqueue jobs for Ruby workers from Python (store the text in ``handler``; the
 row's ``queue``, ``priority`` and ``run_at`` columns are the caller's business), and in
 tests. The output follows Psych's layout (``--- !ruby/struct:Name`` then one
-``key: value`` per line) and reads back through ``djmw.payload.decode_handler`` to the
+``key: value`` per line) and reads back through ``djmw.ruby.payload.decode_handler`` to the
 same values.
 
-Values that can be written, and how (see ``djmw.values`` for the whole mapping):
+Values that can be written, and how (see ``djmw.ruby.values`` for the whole mapping):
 None, bool, int, float, str (quoted whenever Psych would read it as something else:
 ``'true'``, ``':x'``, ``'1'``, ``''``), bytes (``!binary``), ``Symbol``, ``Decimal``
 (``!ruby/object:BigDecimal``), aware datetime (a Ruby Time in UTC; naive ones are
@@ -32,9 +32,9 @@ from fractions import Fraction
 
 import attrs
 
-from djmw._activejob import serialize_argument
-from djmw._yaml_scalars import check_constant, duration_seconds, iso8601, to_utc, tokenize
-from djmw.values import (
+from djmw.ruby._activejob import serialize_argument
+from djmw.ruby._yaml_scalars import check_constant, duration_seconds, iso8601, to_utc, tokenize
+from djmw.ruby.values import (
     KeywordArgs,
     RecordRef,
     RubyModule,
@@ -234,7 +234,7 @@ def _node(value: object) -> _Node:
         return _mapping("!ruby/object:ActiveSupport::Duration", fields)
     msg = (
         f"cannot write a {type(value).__name__} ({_short(value)}) as Ruby YAML; see"
-        " djmw.encode for the supported types"
+        " djmw.ruby.encode for the supported types"
     )
     raise TypeError(msg)
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 
-from djmw.middleware.log import LOGGER_NAME
+from djmw.logs import LOGGER_NAME
 
 logger = logging.getLogger(LOGGER_NAME)
 

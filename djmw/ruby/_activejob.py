@@ -14,9 +14,9 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import unquote
 
-from djmw._yaml_ruby import decode_error
-from djmw._yaml_scalars import check_constant, duration_seconds, iso8601
-from djmw.values import GlobalId, KeywordArgs, RubyModule, RubyObject, RubyRange, Symbol
+from djmw.ruby._yaml_ruby import decode_error
+from djmw.ruby._yaml_scalars import check_constant, duration_seconds, iso8601
+from djmw.ruby.values import GlobalId, KeywordArgs, RubyModule, RubyObject, RubyRange, Symbol
 
 _GLOBALID_KEY = "_aj_globalid"
 _SERIALIZED_KEY = "_aj_serialized"

@@ -13,7 +13,7 @@ import math
 import re
 from datetime import UTC, date, datetime, timedelta, timezone
 
-from djmw.values import Symbol
+from djmw.ruby.values import Symbol
 
 # Ruby's [[:alpha:]] is approximated by "word characters except ASCII digits".
 _STRINGISH = re.compile(r"[^0-9.:\-]?(?:[^\W0-9]|[\s!@#$%^&*(){}<>|/\\~;=])+")

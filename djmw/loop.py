@@ -1,0 +1,305 @@
+"""The running loop of one worker: reserve a job, run the chain, write the outcome, repeat.
+
+``Worker`` holds the settings and the public lifecycle; it builds one ``Loop`` when it
+starts and delegates to it. The loop owns the running state: the connection, the stop
+flag, the job in flight and the ids it gave back. It is delayed_job's ``work_off`` and
+``start`` loop, with one djmw addition: a finished job's outcome is written together
+with the next claim (``Backend.finish_and_reserve``), one round trip for both.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Literal
+
+import attrs
+
+from djmw._interrupt import raise_in_thread
+from djmw.backends import Backend, ReserveRequest
+from djmw.chain import CallNext
+from djmw.errors import (
+    BackendError,
+    DjmwError,
+    JobNotRegistered,
+    OutcomeNotRecorded,
+    ReserveErrorsExceeded,
+    WorkerShutdown,
+)
+from djmw.job import Job
+from djmw.logs import job_prefix, worker_prefix
+from djmw.outcome import Outcome, Succeeded, error_text
+
+Status = Literal["new", "running", "sleeping", "stopped", "crashed", "done"]
+
+#: How many given-back or crashed job ids a worker remembers and skips.
+GIVE_BACK_MEMORY = 500
+
+
+@attrs.frozen
+class Finished:
+    """A job that ran, with the outcome still to be written (with the next claim)."""
+
+    job: Job
+    outcome: Outcome
+
+
+@attrs.frozen
+class JobRun:
+    """What running one reserved job gave.
+
+    Attributes:
+        verdict: ``succeeded`` or ``failed`` (the chain's outcome, or an error that
+            escaped the chain, row unlocked), or ``given_back`` (class-aware: not ours,
+            row unlocked with attempts unchanged).
+        finished: the outcome to write, or None when the row was already unlocked.
+    """
+
+    verdict: Literal["succeeded", "failed", "given_back"]
+    finished: Finished | None = None
+
+
+@attrs.frozen(kw_only=True)
+class LoopSettings:
+    """The part of a Worker's settings the loop reads on every turn."""
+
+    name: str
+    request: Callable[[frozenset[int]], ReserveRequest]
+    batch_size: int
+    sleep_delay: float
+    exit_on_complete: bool
+    max_reserve_errors: int
+    logger: logging.Logger
+
+
+class Loop:
+    """One worker's running state and loop; made by ``Worker.prepare()``.
+
+    Args:
+        settings: what the loop reads from the worker.
+        backend: the worker's connection (this loop closes it when it ends).
+        chain: the composed middleware chain.
+
+    Limits: one thread runs the loop; ``stop`` and ``interrupt`` may be called from any.
+    """
+
+    def __init__(self, settings: LoopSettings, backend: Backend, chain: CallNext) -> None:
+        self.settings = settings
+        self.backend: Backend | None = backend
+        self.chain = chain
+        self.status: Status = "new"
+        self.error: BaseException | None = None
+        self.current_job: Job | None = None
+        self.interrupted = False
+        self._stop = threading.Event()
+        self._reserve_errors = 0
+        self._given_back: dict[int, None] = {}
+        self._job_thread: int | None = None
+        self._job_lock = threading.Lock()
+
+    @property
+    def _prefix(self) -> str:
+        return worker_prefix(self.settings.name)
+
+    @property
+    def _db(self) -> Backend:
+        if self.backend is None:
+            msg = "the worker's connection is closed; make a new Worker to run again."
+            raise DjmwError(msg)
+        return self.backend
+
+    # -- control, from any thread ---------------------------------------------------------
+    @property
+    def stopping(self) -> bool:
+        """True once ``stop`` was called."""
+        return self._stop.is_set()
+
+    def stop(self) -> None:
+        """Stop after the current job; wakes the loop from its idle sleep."""
+        if not self._stop.is_set():
+            self.settings.logger.info("%s Exiting...", self._prefix)
+        self._stop.set()
+
+    def interrupt(self) -> bool:
+        """Stop, and raise WorkerShutdown in the running job; True if a job was running."""
+        self.stop()
+        with self._job_lock:
+            self.interrupted = True
+            if self._job_thread is None:
+                return False
+            raise_in_thread(self._job_thread, WorkerShutdown)
+            return True
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self) -> None:
+        """Run until stopped, done (exit_on_complete) or crashed; closes the connection."""
+        log, prefix = self.settings.logger, self._prefix
+        log.info("%s Starting job worker", prefix)
+        self.status = "running"
+        self.clear_locks()
+        try:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                succeeded, failed = self.batch(self.settings.batch_size)
+                count = succeeded + failed
+                if count:
+                    rate = count / max(time.monotonic() - started, 1e-9)
+                    log.info(
+                        "%s %d jobs processed at %.4f j/s, %d failed", prefix, count, rate, failed
+                    )
+                    continue
+                if self.settings.exit_on_complete:
+                    log.info("%s No more jobs available. Exiting", prefix)
+                    self.status = "done"
+                    return
+                self.status = "sleeping"
+                self._stop.wait(self.settings.sleep_delay)
+                if self.status == "sleeping":
+                    self.status = "running"
+            self.status = "stopped"
+        except WorkerShutdown:
+            self.status = "stopped"
+        except ReserveErrorsExceeded as exc:
+            self.status, self.error = "crashed", exc
+            log.error("%s Exiting: %s", prefix, exc)
+            raise
+        except BaseException as exc:
+            self.status, self.error = "crashed", exc
+            raise
+        finally:
+            self.close()
+
+    def close(self, *, clear_locks: bool = True) -> None:
+        """Clear this worker's locks (unless told not to) and close the connection."""
+        if self.backend is None:
+            return
+        if clear_locks:
+            self.clear_locks()
+        self.backend.close()
+        self.backend = None
+
+    def clear_locks(self) -> None:
+        """delayed_job's ClearLocks for this worker's name; logs instead of raising."""
+        try:
+            self._db.clear_locks(self.settings.name)
+        except DjmwError as exc:
+            self.settings.logger.error("%s Could not clear locks: %s", self._prefix, exc)
+
+    def batch(self, num: int) -> tuple[int, int]:
+        """Run up to ``num`` jobs; return ``(succeeded, failed)``."""
+        succeeded = failed = 0
+        finished: Finished | None = None
+        try:
+            for _ in range(num):
+                if self._stop.is_set():
+                    break
+                job, finished = self._reserve(finished), None
+                if job is None:
+                    break
+                run = self._run_one(job)
+                finished = run.finished
+                if run.verdict == "succeeded":
+                    succeeded += 1
+                elif run.verdict == "failed":
+                    failed += 1
+        finally:
+            if finished is not None:
+                self._finish(finished)
+        return succeeded, failed
+
+    def _request(self) -> ReserveRequest:
+        return self.settings.request(frozenset(self._given_back))
+
+    def _reserve(self, finished: Finished | None = None) -> Job | None:
+        """Claim the next job; ``finished``'s outcome is written in the same transaction."""
+        try:
+            if finished is None:
+                job = self._db.reserve(self._request())
+            else:
+                job = self._db.finish_and_reserve(finished.job, finished.outcome, self._request())
+        except OutcomeNotRecorded as exc:
+            if finished is not None:
+                self._not_recorded(finished.job, exc)
+            return self._reserve()
+        except (BackendError, OSError) as exc:
+            self._reserve_errors += 1
+            self.settings.logger.info("%s Error while reserving job: %s", self._prefix, exc)
+            if self._reserve_errors >= self.settings.max_reserve_errors:
+                msg = (
+                    f"{self._reserve_errors} consecutive reserve errors; the last was: {exc}. "
+                    "Check the database, then restart the worker."
+                )
+                raise ReserveErrorsExceeded(msg) from exc
+            return None
+        self._reserve_errors = 0
+        return job
+
+    def _run_chain(self, job: Job) -> Outcome:
+        with self._job_lock:
+            if self.interrupted:
+                raise WorkerShutdown
+            self.current_job, self._job_thread = job, threading.get_ident()
+        try:
+            return self.chain(job)
+        finally:
+            with self._job_lock:
+                if self.interrupted and self._job_thread is not None:
+                    raise_in_thread(self._job_thread, None)  # cancel one not yet delivered
+                self.current_job, self._job_thread = None, None
+
+    def _skip(self, job_id: int) -> None:
+        self._given_back[job_id] = None
+        if len(self._given_back) > GIVE_BACK_MEMORY:
+            del self._given_back[next(iter(self._given_back))]
+
+    def _run_one(self, job: Job) -> JobRun:
+        try:
+            outcome = self._run_chain(job)
+        except WorkerShutdown:
+            self.settings.logger.info(
+                "%s interrupted by shutdown; unlocking it, attempts unchanged", job_prefix(job)
+            )
+            self._db.unlock(job)
+            raise
+        except JobNotRegistered as exc:
+            self.settings.logger.debug("%s %s", self._prefix, exc)
+            self._db.unlock(job)
+            self._skip(job.id)
+            return JobRun("given_back")
+        except Exception as exc:
+            # Escaped the whole chain: a bug or an infrastructure error, not the job's fault.
+            self.settings.logger.error(
+                "%s escaped the middleware chain with %s: %s; unlocking it, attempts unchanged\n%s",
+                job_prefix(job),
+                type(exc).__name__,
+                exc,
+                error_text(exc),
+            )
+            self._db.unlock(job)
+            # Skip it for a while: the same bug would otherwise take it again at once.
+            self._skip(job.id)
+            return JobRun("failed")
+        verdict: Literal["succeeded", "failed"] = (
+            "succeeded" if isinstance(outcome, Succeeded) else "failed"
+        )
+        return JobRun(verdict, Finished(job, outcome))
+
+    def _finish(self, finished: Finished) -> None:
+        """Write a finished job's outcome on its own (no next job to claim with it)."""
+        try:
+            self._db.apply(finished.job, finished.outcome)
+        except Exception as exc:  # the worker must outlive any row it cannot write
+            self._not_recorded(finished.job, exc)
+
+    def _not_recorded(self, job: Job, exc: BaseException) -> None:
+        self.settings.logger.error(
+            "%s outcome could not be recorded: %s: %s; the row stays locked by this "
+            "worker and runs again when a worker of this name reserves after a restart, "
+            "or any worker after max_run_time.",
+            job_prefix(job),
+            type(exc).__name__,
+            exc,
+        )
+        self._skip(job.id)
