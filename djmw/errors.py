@@ -14,6 +14,7 @@ DjmwError
     ├── ChildJobError         process mode: an exception that could not come back as itself
     ├── ChildProcessFailed    process mode: the child died without a result (retryable)
     ├── ChildTimedOut         process mode: the child was killed at the limit
+    ├── WorkerDied            the worker running the job died; charged by the worker that found it
     ├── AttemptFailed         CountAttempts' record of one charged failed attempt
     │   └── PermanentAttemptFailed  ...whose handler raised a PermanentJobError
     └── PermanentJobError     never retried; MarkFailed turns it into Failed
@@ -276,3 +277,22 @@ class ChildProcessFailed(JobError):
 
 class ChildTimedOut(JobError):
     """The child process was still running at the limit and was killed."""
+
+
+class WorkerDied(JobError):
+    """The worker running the job died (kill -9, the OOM killer, a segfault, a power loss).
+
+    Never raised by a handler: the worker that finds the dead worker's lock (the same name
+    restarting, or any worker through the registry, ``djmw.registry``) runs the job's
+    failure path with this error in place of the handler, so the crash is a counted,
+    rescheduled attempt and a job that keeps killing its worker ends failed after
+    max_attempts. ``last_error`` is the message alone:
+    ``worker <name> died while running this job``.
+
+    Args:
+        worker_name: the dead worker's name (its ``locked_by``).
+    """
+
+    def __init__(self, worker_name: str, *, job_id: int | None = None) -> None:
+        super().__init__(f"worker {worker_name} died while running this job", job_id=job_id)
+        self.worker_name = worker_name

@@ -31,6 +31,8 @@ from djmw.errors import (
 from djmw.job import Job
 from djmw.logs import job_prefix, worker_prefix
 from djmw.outcome import Outcome, Succeeded, error_text
+from djmw.registry import WorkerRegistry
+from djmw.rescue import CrashAccounting
 
 Status = Literal["new", "running", "sleeping", "stopped", "crashed", "done"]
 
@@ -81,14 +83,28 @@ class Loop:
         settings: what the loop reads from the worker.
         backend: the worker's connection (this loop closes it when it ends).
         chain: the composed middleware chain.
+        crash: charges the rows this worker's name still holds at start (an earlier
+            incarnation died running them); None unlocks them uncharged.
+        registry: the worker registry (started with the loop, polled for dead workers
+            before each batch, stopped at the end); None runs without it.
 
     Limits: one thread runs the loop; ``stop`` and ``interrupt`` may be called from any.
     """
 
-    def __init__(self, settings: LoopSettings, backend: Backend, chain: CallNext) -> None:
+    def __init__(
+        self,
+        settings: LoopSettings,
+        backend: Backend,
+        chain: CallNext,
+        *,
+        crash: CrashAccounting | None = None,
+        registry: WorkerRegistry | None = None,
+    ) -> None:
         self.settings = settings
         self.backend: Backend | None = backend
         self.chain = chain
+        self.crash = crash
+        self.registry = registry
         self.status: Status = "new"
         self.error: BaseException | None = None
         self.current_job: Job | None = None
@@ -138,9 +154,11 @@ class Loop:
         log, prefix = self.settings.logger, self._prefix
         log.info("%s Starting job worker", prefix)
         self.status = "running"
-        self.clear_locks()
+        self.recover_at_start()
         try:
             while not self._stop.is_set():
+                if self.registry is not None:
+                    self.registry.poll(self._db)
                 started = time.monotonic()
                 succeeded, failed = self.batch(self.settings.batch_size)
                 count = succeeded + failed
@@ -175,17 +193,45 @@ class Loop:
         """Clear this worker's locks (unless told not to) and close the connection."""
         if self.backend is None:
             return
-        if clear_locks:
-            self.clear_locks()
+        cleared = self.clear_locks() if clear_locks else True
+        if self.registry is not None:
+            # A worker whose locks could not be cleared stays registered: once its
+            # heartbeat is old, another worker rescues them.
+            self.registry.stop(self.backend, unregister=cleared)
         self.backend.close()
         self.backend = None
 
-    def clear_locks(self) -> None:
-        """delayed_job's ClearLocks for this worker's name; logs instead of raising."""
+    def clear_locks(self) -> bool:
+        """delayed_job's ClearLocks for this worker's name; logs instead of raising.
+
+        Returns False when the locks could not be cleared.
+        """
         try:
             self._db.clear_locks(self.settings.name)
         except DjmwError as exc:
             self.settings.logger.error("%s Could not clear locks: %s", self._prefix, exc)
+            return False
+        return True
+
+    def recover_at_start(self) -> None:
+        """Register, charge the rows this worker's name still holds (its earlier
+        incarnation died running them), then clear the rest (failed rows), as ClearLocks.
+
+        Logs instead of raising, like ``clear_locks``.
+        """
+        last_seen = None
+        if self.registry is not None:
+            last_seen = self.registry.start(self._db, lambda: self.current_job)
+        if self.crash is not None:
+            try:
+                self.crash.recover_own(self._db, last_seen)
+            except DjmwError as exc:
+                self.settings.logger.error(
+                    "%s Could not charge the jobs an earlier run left locked: %s",
+                    self._prefix,
+                    exc,
+                )
+        self.clear_locks()
 
     def batch(self, num: int) -> tuple[int, int]:
         """Run up to ``num`` jobs; return ``(succeeded, failed)``."""

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 import attrs
 
 from djmw._clock import Clock, utc_now
-from djmw.backends import ReserveRequest, handler_marker, truncate_utf8
+from djmw.backends import ReserveRequest, WorkerRecord, handler_marker, truncate_utf8
 from djmw.chain import CallNext
 from djmw.errors import BackendError, OutcomeNotRecorded
 from djmw.job import Job
@@ -73,11 +73,13 @@ class InMemoryBackend:
 
     Reserve applies the eligibility predicate, queue and priority filters and the
     ``priority, run_at`` order; ``apply`` deletes on success, reschedules, or marks failed
-    (lock columns kept) exactly as the SQL backends do.
+    (lock columns kept) exactly as the SQL backends do. ``workers`` is the worker
+    registry, one for the whole backend whatever table name a caller gives.
     """
 
     clock: Clock = utc_now
     rows: dict[int, Job] = attrs.field(factory=dict)
+    workers_by_name: dict[str, WorkerRecord] = attrs.field(factory=dict)
     last_error_limit: int | None = None
     _ids: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1))
     _lock: threading.Lock = attrs.field(factory=threading.Lock)
@@ -235,6 +237,86 @@ class InMemoryBackend:
 
     def close(self) -> None:
         """Nothing to close."""
+
+    # -- the worker registry ------------------------------------------------------------
+    def create_registry(self, table: str) -> None:
+        """Nothing to create: the registry lives in ``workers_by_name``."""
+
+    def check_registry(self, table: str) -> None:
+        """Always fine: there is no table to be missing."""
+
+    def register_worker(self, table: str, record: WorkerRecord) -> WorkerRecord | None:
+        """Store ``record``; return the row of the same name it replaced."""
+        with self._lock:
+            previous = self.workers_by_name.get(record.name)
+            self.workers_by_name[record.name] = record
+            return previous
+
+    def beat(self, table: str, name: str, job_id: int | None) -> bool:
+        """Set ``name``'s heartbeat_at to now and its job_id; False if it has no row."""
+        with self._lock:
+            record = self.workers_by_name.get(name)
+            if record is None:
+                return False
+            self.workers_by_name[name] = attrs.evolve(
+                record, heartbeat_at=self.clock(), job_id=job_id
+            )
+            return True
+
+    def unregister_worker(self, table: str, name: str) -> None:
+        """Delete ``name``'s row."""
+        with self._lock:
+            self.workers_by_name.pop(name, None)
+
+    def workers(self, table: str) -> list[WorkerRecord]:
+        """Return every registered worker, ordered by name."""
+        return [self.workers_by_name[name] for name in sorted(self.workers_by_name)]
+
+    def dead_workers(self, table: str, before: datetime) -> list[WorkerRecord]:
+        """Return the workers whose heartbeat is older than ``before``, oldest first."""
+        dead = [w for w in self.workers_by_name.values() if w.heartbeat_at < before]
+        return sorted(dead, key=lambda w: w.heartbeat_at)
+
+    def locked_jobs(self, worker_name: str) -> list[Job]:
+        """Return the unfailed rows locked by ``worker_name``, ordered by id."""
+        return [
+            job for job in self.jobs() if job.locked_by == worker_name and job.failed_at is None
+        ]
+
+    def take_over(self, table: str, job: Job, rescuer: str, before: datetime) -> Job | None:
+        """Move ``job``'s lock to ``rescuer`` under the SQL backends' conditions."""
+        with self._lock:
+            row = self.rows.get(job.id)
+            owner = self.workers_by_name.get(job.locked_by or "")
+            if (
+                row is None
+                or row.locked_by != job.locked_by
+                or row.failed_at is not None
+                or row.locked_at is None
+                or row.locked_at >= before
+                or owner is None
+                or owner.heartbeat_at >= before
+            ):
+                return None
+            taken = attrs.evolve(
+                row,
+                locked_by=rescuer,
+                locked_at=self.clock(),
+                clock=self.clock,
+                worker_max_run_time=job.worker_max_run_time,
+            )
+            self.rows[job.id] = taken
+            return taken
+
+    def forget_worker(self, table: str, name: str, before: datetime) -> bool:
+        """Delete a dead worker's row once it holds no unfailed lock; True if deleted."""
+        with self._lock:
+            record = self.workers_by_name.get(name)
+            holds = any(j.locked_by == name and j.failed_at is None for j in self.rows.values())
+            if record is None or record.heartbeat_at >= before or holds:
+                return False
+            del self.workers_by_name[name]
+            return True
 
     def factory(self) -> Callable[[], InMemoryBackend]:
         """Return ``lambda: self``, for ``Worker(backend=...)``."""

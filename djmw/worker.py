@@ -12,15 +12,23 @@ from typing import Any, Literal
 import attrs
 
 from djmw._clock import Clock, local_now, utc_now
-from djmw.backends import Backend, ReserveRequest, open_backend, parse_url
+from djmw.backends import (
+    Backend,
+    ReserveRequest,
+    open_backend,
+    parse_url,
+    registry_table_for,
+)
 from djmw.chain import Middleware, compose
 from djmw.errors import ConfigurationError, DjmwError, ReserveErrorsExceeded
 from djmw.handlers import Handlers
 from djmw.job import Job
 from djmw.logs import LOGGER_NAME
 from djmw.loop import Loop, LoopSettings, Status
-from djmw.middleware import bind_backend, check_chain, default_middlewares
+from djmw.middleware import LogOutcome, bind_backend, check_chain, default_middlewares
 from djmw.middleware.registered import with_registration_check
+from djmw.registry import RegistrySettings, WorkerRegistry
+from djmw.rescue import CrashAccounting
 from djmw.validation import (
     boolean,
     integer,
@@ -30,6 +38,7 @@ from djmw.validation import (
     positive_int,
     positive_number,
     queue_list,
+    string,
 )
 
 BackendFactory = Callable[[], Backend]
@@ -106,6 +115,16 @@ class Worker:
             match is unlocked at once with attempts unchanged. For tables shared with
             Ruby workers. Off by default.
         logger: where worker lines go; default the ``djmw`` logger.
+        registry: record this worker in the worker registry table, beat, and rescue the
+            jobs of registered workers that died (``djmw.registry``); default True. The
+            table must exist (``djmw schema`` creates it): a worker refuses to start
+            without it. ``work_off`` neither registers nor rescues.
+        registry_table: the registry table; None (default) = ``delayed_workers`` beside
+            ``delayed_jobs`` (``<prefix>delayed_workers`` for a prefixed table).
+        heartbeat_interval: seconds between registry heartbeats (default 15).
+        dead_worker_timeout: a registered worker whose heartbeat is older than this is
+            dead; its rows are rescued, the attempt charged (default 60; at least twice
+            ``heartbeat_interval``).
     """
 
     database: str | None = attrs.field(default=None, repr=_redacted)
@@ -134,6 +153,10 @@ class Worker:
     backend_options: dict[str, Any] = attrs.field(factory=dict)
     class_aware: bool = attrs.field(default=False, validator=boolean)
     logger: logging.Logger = attrs.field(factory=lambda: logging.getLogger(LOGGER_NAME))
+    registry: bool = attrs.field(default=True, validator=boolean)
+    registry_table: str | None = attrs.field(default=None, validator=optional(string))
+    heartbeat_interval: float = attrs.field(default=15.0, validator=positive_number)
+    dead_worker_timeout: float = attrs.field(default=60.0, validator=positive_number)
 
     _loop: Loop | None = attrs.field(default=None, init=False)
     _thread: threading.Thread | None = attrs.field(default=None, init=False)
@@ -199,10 +222,12 @@ class Worker:
         if self.class_aware:
             middlewares = with_registration_check(middlewares, self.handlers)
         check_chain(middlewares)
-        chain = compose(bind_backend(middlewares, self.connect), self.handlers)
+        bound = bind_backend(middlewares, self.connect)
+        chain = compose(bound, self.handlers)
         backend = self.connect()
         try:
             backend.check_schema()
+            crash, registry = self._recovery(bound, backend)
         except BaseException:
             backend.close()
             raise
@@ -215,7 +240,32 @@ class Worker:
             max_reserve_errors=self.max_reserve_errors,
             logger=self.logger,
         )
-        self._loop = Loop(settings, backend, chain)
+        self._loop = Loop(settings, backend, chain, crash=crash, registry=registry)
+
+    def _recovery(
+        self, bound: list[Middleware], backend: Backend
+    ) -> tuple[CrashAccounting, WorkerRegistry | None]:
+        """Build crash accounting and, unless disabled, the registry (its table checked)."""
+        log = next((m.logger for m in bound if isinstance(m, LogOutcome)), self.logger)
+        crash = CrashAccounting(middlewares=tuple(bound), name=self.name, logger=log)
+        if not self.registry:
+            return crash, None
+        settings = RegistrySettings(
+            table=self.registry_table or registry_table_for(self.table),
+            heartbeat_interval=self.heartbeat_interval,
+            dead_worker_timeout=self.dead_worker_timeout,
+        )
+        backend.check_registry(settings.table)
+        registry = WorkerRegistry(
+            settings,
+            name=self.name,
+            queues=self.queues,
+            connect=self.connect,
+            crash=crash,
+            logger=self.logger,
+            max_run_time=self.max_run_time,
+        )
+        return crash, registry
 
     def _request(self, given_back: frozenset[int]) -> ReserveRequest:
         return ReserveRequest(

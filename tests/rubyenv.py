@@ -27,6 +27,8 @@ from typing import Any
 
 import pytest
 
+from djmw.backends import open_backend
+
 ROOT = Path(__file__).resolve().parent.parent
 RUBY_DIR = ROOT / "tests" / "ruby"
 FIXTURES_DIR = ROOT / "tests" / "fixtures" / "ruby"
@@ -197,11 +199,22 @@ def run_ruby(
 
 
 def create_schema(database: str, *, env: Mapping[str, str] | None = None) -> None:
-    """Drop and create ``delayed_jobs`` (generator migration) and ``users`` in ``database``.
+    """Drop and create ``delayed_jobs`` (generator migration) and ``users`` in ``database``,
+    then djmw's worker registry table, as ``djmw schema`` adds it to a Rails database.
 
     For MariaDB the database itself is created if missing.
     """
     run_ruby("schema.rb", database=database, env=env)
+    url = (
+        f"sqlite:///{database.removeprefix('sqlite3:')}"
+        if database.startswith("sqlite3:")
+        else database
+    )
+    backend = open_backend(url)
+    try:
+        backend.create_registry("delayed_workers")
+    finally:
+        backend.close()
 
 
 def enqueue(

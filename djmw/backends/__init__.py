@@ -6,6 +6,7 @@ from typing import Any
 
 from djmw._clock import Clock, utc_now
 from djmw.backends._sql import ReserveRequest, handler_marker, truncate_utf8
+from djmw.backends._workers import WorkerRecord, registry_table_for
 from djmw.backends.base import Backend, BackendFactory, SqlBackend
 from djmw.backends.url import DatabaseUrl, parse_url
 from djmw.errors import ConfigurationError
@@ -52,8 +53,10 @@ __all__ = [
     "DatabaseUrl",
     "ReserveRequest",
     "SqlBackend",
+    "WorkerRecord",
     "handler_marker",
     "open_backend",
     "parse_url",
+    "registry_table_for",
     "truncate_utf8",
 ]

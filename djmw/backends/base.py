@@ -18,6 +18,12 @@ from djmw.backends._sql import (
     ready_where,
     truncate_utf8,
 )
+from djmw.backends._workers import (
+    REGISTRY_COLUMNS,
+    WorkerRecord,
+    decode_queues,
+    encode_queues,
+)
 from djmw.errors import BackendError, ConfigurationError, OutcomeNotRecorded
 from djmw.job import Job
 from djmw.outcome import Failed, Outcome, Rescheduled, Succeeded, error_text
@@ -92,6 +98,52 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Close the connection."""
+        ...
+
+    # -- the worker registry (djmw.registry): djmw's side table, never read by Ruby --------
+    def create_registry(self, table: str) -> None:
+        """Create the worker registry table ``table`` if it is missing."""
+        ...
+
+    def check_registry(self, table: str) -> None:
+        """Raise ConfigurationError saying how to create ``table`` if it is missing or wrong."""
+        ...
+
+    def register_worker(self, table: str, record: WorkerRecord) -> WorkerRecord | None:
+        """Write ``record`` (replacing a row of the same name); return the replaced row."""
+        ...
+
+    def beat(self, table: str, name: str, job_id: int | None) -> bool:
+        """Set ``name``'s heartbeat_at to now and its job_id; False if it has no row."""
+        ...
+
+    def unregister_worker(self, table: str, name: str) -> None:
+        """Delete ``name``'s row (a clean exit)."""
+        ...
+
+    def workers(self, table: str) -> list[WorkerRecord]:
+        """Return every registered worker, ordered by name (for tools and tests)."""
+        ...
+
+    def dead_workers(self, table: str, before: datetime) -> list[WorkerRecord]:
+        """Return the registered workers whose last heartbeat is older than ``before``."""
+        ...
+
+    def locked_jobs(self, worker_name: str) -> list[Job]:
+        """Return the unfailed rows locked by ``worker_name``, ordered by id."""
+        ...
+
+    def take_over(self, table: str, job: Job, rescuer: str, before: datetime) -> Job | None:
+        """Move ``job``'s lock from its dead worker to ``rescuer``; the row, or None.
+
+        Atomic, and only while the row is still locked by ``job.locked_by``, unfailed,
+        locked before ``before``, and its worker is registered with a heartbeat older than
+        ``before``: of several rescuers one wins, and a worker that beat again keeps it.
+        """
+        ...
+
+    def forget_worker(self, table: str, name: str, before: datetime) -> bool:
+        """Delete a dead worker's row once it holds no unfailed lock; True if deleted."""
         ...
 
 
@@ -338,6 +390,142 @@ class SqlBackend(abc.ABC):
         """Return every row, ordered by id (for tools and tests; not for the hot path)."""
         rows = self._query(f"SELECT {self.select_columns} FROM {self._t} ORDER BY id")
         return [self.to_job(row) for row in rows]
+
+    # -- the worker registry ------------------------------------------------------------
+    # djmw's side table (djmw.registry). Its times are written at full precision, whatever
+    # the precision of delayed_jobs' columns: heartbeats are compared to a few seconds.
+    @abc.abstractmethod
+    def create_registry(self, table: str) -> None:
+        """Create the worker registry table ``table`` if it is missing."""
+
+    @abc.abstractmethod
+    def check_registry(self, table: str) -> None:
+        """Raise ConfigurationError saying how to create ``table`` if it is missing or wrong."""
+
+    def _registry(self, table: str) -> str:
+        return f"{self.quote}{checked_table(table)}{self.quote}"
+
+    def _to_worker(self, row: Sequence[Any]) -> WorkerRecord:
+        values = dict(zip(REGISTRY_COLUMNS, row, strict=True))
+        started, beat = self._time(values["started_at"]), self._time(values["heartbeat_at"])
+        name = values["name"]
+        return WorkerRecord(
+            name=name.decode() if isinstance(name, bytes) else str(name),
+            host=str(values["host"]),
+            pid=int(values["pid"]),
+            queues=decode_queues(values["queues"]),
+            started_at=started or datetime.min,
+            heartbeat_at=beat or datetime.min,
+            job_id=None if values["job_id"] is None else int(values["job_id"]),
+        )
+
+    def _read(self, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
+        """A query with the final writes' retries, its errors raised as BackendError."""
+        rows: list[tuple[Any, ...]] = []
+
+        def read() -> int:
+            rows[:] = self._query(sql, params)
+            return len(rows)
+
+        self._write(read)
+        return rows
+
+    def _select_workers(
+        self, table: str, where: str, params: Sequence[object]
+    ) -> list[WorkerRecord]:
+        sql = f"SELECT {', '.join(REGISTRY_COLUMNS)} FROM {self._registry(table)} {where}"
+        return [self._to_worker(row) for row in self._read(sql, params)]
+
+    def register_worker(self, table: str, record: WorkerRecord) -> WorkerRecord | None:
+        """Write ``record`` (``REPLACE INTO``, both dialects); return the row it replaced.
+
+        The replaced row is the same name's earlier incarnation: its ``heartbeat_at`` says
+        when it was last seen alive.
+        """
+        m, t = self.mark, self._registry(table)
+        previous = self._select_workers(table, f"WHERE name = {m}", [record.name])
+        sql = (
+            f"REPLACE INTO {t} ({', '.join(REGISTRY_COLUMNS)}) "
+            f"VALUES ({', '.join([m] * len(REGISTRY_COLUMNS))})"
+        )
+        params = [
+            record.name,
+            record.host,
+            record.pid,
+            encode_queues(record.queues),
+            self._compare(record.started_at),
+            self._compare(record.heartbeat_at),
+            record.job_id,
+        ]
+        self._write(lambda: self._execute(sql, params))
+        return previous[0] if previous else None
+
+    def beat(self, table: str, name: str, job_id: int | None) -> bool:
+        """Set heartbeat_at to now and job_id; False when ``name`` has no row any more."""
+        m, t = self.mark, self._registry(table)
+        sql = f"UPDATE {t} SET heartbeat_at = {m}, job_id = {m} WHERE name = {m}"
+        stamp = self._compare(self.clock())
+        if self._write(lambda: self._execute(sql, [stamp, job_id, name])) > 0:
+            return True
+        # MySQL counts changed rows only: an unchanged row is still there.
+        check = f"SELECT 1 FROM {t} WHERE name = {m}"
+        return self._write(lambda: len(self._query(check, [name]))) > 0
+
+    def unregister_worker(self, table: str, name: str) -> None:
+        """Delete ``name``'s row."""
+        sql = f"DELETE FROM {self._registry(table)} WHERE name = {self.mark}"
+        self._write(lambda: self._execute(sql, [name]))
+
+    def workers(self, table: str) -> list[WorkerRecord]:
+        """Return every registered worker, ordered by name."""
+        return self._select_workers(table, "ORDER BY name", [])
+
+    def dead_workers(self, table: str, before: datetime) -> list[WorkerRecord]:
+        """Return the workers whose heartbeat_at is older than ``before``, oldest first."""
+        where = f"WHERE heartbeat_at < {self.mark} ORDER BY heartbeat_at"
+        return self._select_workers(table, where, [self._compare(before)])
+
+    def locked_jobs(self, worker_name: str) -> list[Job]:
+        """Return the unfailed rows locked by ``worker_name``, ordered by id."""
+        sql = (
+            f"SELECT {self.select_columns} FROM {self._t} "
+            f"WHERE locked_by = {self.mark} AND failed_at IS NULL ORDER BY id"
+        )
+        return [self.to_job(row) for row in self._read(sql, [worker_name])]
+
+    def take_over(self, table: str, job: Job, rescuer: str, before: datetime) -> Job | None:
+        """Move ``job``'s lock to ``rescuer`` in one guarded UPDATE; return the row, or None.
+
+        The UPDATE repeats every condition on the row itself and checks the dead worker's
+        registry row in the same statement (the rule of docs/contract.md item 6).
+        """
+        m, t = self.mark, self._t
+        sql = (
+            f"UPDATE {t} SET locked_by = {m}, locked_at = {m} "
+            f"WHERE id = {m} AND locked_by = {m} AND failed_at IS NULL AND locked_at < {m} "
+            f"AND EXISTS (SELECT 1 FROM {self._registry(table)} "
+            f"WHERE name = {m} AND heartbeat_at < {m})"
+        )
+        cutoff = self._compare(before)
+        params = [rescuer, self._stamp(self.clock()), job.id, job.locked_by, cutoff]
+        params += [job.locked_by, cutoff]
+        if self._write(lambda: self._execute(sql, params)) == 0:
+            return None
+        rows = self._read(
+            f"SELECT {self.select_columns} FROM {t} WHERE id = {m} AND locked_by = {m}",
+            [job.id, rescuer],
+        )
+        return self.to_job(rows[0], job.worker_max_run_time) if rows else None
+
+    def forget_worker(self, table: str, name: str, before: datetime) -> bool:
+        """Delete a dead worker's row once it holds no unfailed lock; True if deleted."""
+        m = self.mark
+        sql = (
+            f"DELETE FROM {self._registry(table)} WHERE name = {m} AND heartbeat_at < {m} "
+            f"AND NOT EXISTS (SELECT 1 FROM {self._t} WHERE locked_by = {m} AND failed_at IS NULL)"
+        )
+        params = [name, self._compare(before), name]
+        return self._write(lambda: self._execute(sql, params)) > 0
 
 
 def lost_lock(job: Job) -> None:

@@ -16,7 +16,8 @@ from pymysql.connections import Connection
 from pymysql.constants import CLIENT
 
 from djmw._clock import Clock, utc_now
-from djmw.backends._sql import ORDER, ReserveRequest
+from djmw.backends._sql import ORDER, ReserveRequest, checked_table
+from djmw.backends._workers import check_registry_columns, registry_table_for
 from djmw.backends.base import SqlBackend, check_columns, lost_lock
 from djmw.backends.url import DatabaseUrl
 from djmw.errors import BackendError, ConfigurationError
@@ -33,6 +34,14 @@ SCHEMA = (
     "`failed_at` datetime, `locked_by` varchar(255), `queue` varchar(255), "
     "`created_at` datetime(6), `updated_at` datetime(6), "
     "INDEX `delayed_jobs_priority` (`priority`, `run_at`))"
+)
+
+#: djmw's worker registry (djmw.registry); Ruby never reads it. Names compare exactly.
+REGISTRY_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS `{table}` (`name` varchar(255) NOT NULL PRIMARY KEY, "
+    "`host` varchar(255) NOT NULL, `pid` int NOT NULL, `queues` text, "
+    "`started_at` datetime(6) NOT NULL, `heartbeat_at` datetime(6) NOT NULL, `job_id` bigint) "
+    "DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin"
 )
 
 _LOCK_ERRORS = {1205, 1213}  # lock wait timeout, deadlock: retry on the same connection
@@ -364,8 +373,24 @@ class MysqlBackend(SqlBackend):
 
     # -- schema -----------------------------------------------------------------------
     def create_schema(self) -> None:
-        """Create the delayed_jobs table and index as delayed_job_active_record does."""
+        """Create the delayed_jobs table and index as delayed_job_active_record does, and
+        the worker registry table that goes with it; tables that exist are left alone."""
         self._execute(SCHEMA.format(table=self.table))
+        self.create_registry(registry_table_for(self.table))
+
+    def create_registry(self, table: str) -> None:
+        """Create the worker registry table ``table`` if it is missing."""
+        self._execute(REGISTRY_SCHEMA.format(table=checked_table(table)))
+
+    def check_registry(self, table: str) -> None:
+        """Raise ConfigurationError saying how to create ``table`` if it is missing or wrong."""
+        rows = self._query(
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS "
+            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
+            [table],
+        )
+        present = {str(row[0]).lower() for row in rows}
+        check_registry_columns(table, present, "djmw schema --database mysql://...")
 
     def check_schema(self) -> None:
         """Check the table once at start; learn column precision and last_error's size."""

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from djmw._clock import Clock, utc_now
-from djmw.backends._sql import ORDER, ReserveRequest
+from djmw.backends._sql import ORDER, ReserveRequest, checked_table
+from djmw.backends._workers import check_registry_columns, registry_table_for
 from djmw.backends.base import SqlBackend, check_columns, locked
 from djmw.errors import BackendError, ConfigurationError
 from djmw.job import Job
@@ -23,6 +24,13 @@ CREATE TABLE IF NOT EXISTS "{table}" ("id" integer PRIMARY KEY AUTOINCREMENT NOT
   "failed_at" datetime, "locked_by" varchar, "queue" varchar,
   "created_at" datetime(6), "updated_at" datetime(6));
 CREATE INDEX IF NOT EXISTS "{table}_priority" ON "{table}" ("priority", "run_at");
+"""
+
+#: djmw's worker registry (djmw.registry); Ruby never reads it.
+REGISTRY_SCHEMA = """\
+CREATE TABLE IF NOT EXISTS "{table}" ("name" varchar PRIMARY KEY NOT NULL,
+  "host" varchar NOT NULL, "pid" integer NOT NULL, "queues" text,
+  "started_at" datetime(6) NOT NULL, "heartbeat_at" datetime(6) NOT NULL, "job_id" integer);
 """
 
 
@@ -133,8 +141,21 @@ class SqliteBackend(SqlBackend):
         return locked(job, request.worker_name, locked_at)
 
     def create_schema(self) -> None:
-        """Create the delayed_jobs table and index as delayed_job_active_record does."""
+        """Create the delayed_jobs table and index as delayed_job_active_record does, and
+        the worker registry table that goes with it; tables that exist are left alone."""
         self._conn.executescript(SCHEMA.format(table=self.table))
+        self.create_registry(registry_table_for(self.table))
+
+    def create_registry(self, table: str) -> None:
+        """Create the worker registry table ``table`` if it is missing."""
+        self._conn.executescript(REGISTRY_SCHEMA.format(table=checked_table(table)))
+
+    def check_registry(self, table: str) -> None:
+        """Raise ConfigurationError saying how to create ``table`` if it is missing or wrong."""
+        rows = self._conn.execute(f"PRAGMA table_info({self._registry(table)})").fetchall()
+        check_registry_columns(
+            table, {row[1] for row in rows}, "djmw schema --database sqlite:///..."
+        )
 
     def check_schema(self) -> None:
         """Raise ConfigurationError naming the problem if the table is missing or incomplete."""

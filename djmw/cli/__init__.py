@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from djmw.backends import open_backend
+from djmw.backends import open_backend, registry_table_for
 from djmw.cli.pool import WorkerPool, worker_names
 from djmw.cli.supervisor import Supervisor
 from djmw.config import load_config, worker_from_mapping
@@ -58,6 +58,7 @@ def _build_worker(args: argparse.Namespace, name: str) -> Worker:
         "table": args.table,
         "handlers": args.handlers,
         "max_reserve_errors": args.max_reserve_errors,
+        **_registry_overrides(args),
     }
     if args.config:
         return load_config(args.config, **overrides)
@@ -83,10 +84,14 @@ def _child_args(argv: Sequence[str]) -> list[str]:
 
 def _schema(args: argparse.Namespace) -> int:
     backend = open_backend(args.database, table=args.table)
+    registry = args.registry_table or registry_table_for(args.table)
     backend.create_schema()
     backend.check_schema()
+    backend.create_registry(registry)
+    backend.check_registry(registry)
     backend.close()
     print(f"table {args.table!r} is ready")
+    print(f"worker registry table {registry!r} is ready")
     return 0
 
 
@@ -133,17 +138,66 @@ def parser() -> argparse.ArgumentParser:
         help="consecutive reserve errors before exiting (default 10)",
     )
     work.add_argument("--process-index", type=int, help=argparse.SUPPRESS)
+    _add_registry_options(work)
     work.set_defaults(run=_work)
 
-    schema = commands.add_parser("schema", help="create the delayed_jobs table")
+    schema = commands.add_parser(
+        "schema",
+        help="create the delayed_jobs table and the worker registry table (only those missing)",
+    )
     schema.add_argument("--database", help="database URL (default $DATABASE_URL)")
     schema.add_argument("--table", default="delayed_jobs")
+    schema.add_argument(
+        "--registry-table",
+        help="the worker registry table (default delayed_workers beside delayed_jobs)",
+    )
     schema.set_defaults(run=_schema)
 
     demo = commands.add_parser("demo", help="run a worker over demo jobs in an SQLite file")
     demo.add_argument("--database", default="sqlite:///demo.db")
     demo.set_defaults(run=_demo)
     return top
+
+
+def _add_registry_options(work: argparse.ArgumentParser) -> None:
+    """The worker registry's options of ``djmw work`` (see djmw.registry)."""
+    work.add_argument(
+        "--no-registry",
+        action="store_true",
+        help="do not record workers in the registry table nor rescue dead workers' jobs",
+    )
+    work.add_argument(
+        "--registry-table",
+        help="the worker registry table (default delayed_workers beside delayed_jobs)",
+    )
+    work.add_argument(
+        "--heartbeat-interval",
+        type=_positive_float,
+        help="seconds between a worker's registry heartbeats (default 15)",
+    )
+    work.add_argument(
+        "--dead-worker-timeout",
+        type=_positive_float,
+        help="a worker whose heartbeat is older than this many seconds is dead; its jobs "
+        "are rescued and charged an attempt (default 60)",
+    )
+
+
+def _registry_overrides(args: argparse.Namespace) -> dict[str, object]:
+    return {
+        "registry": False if args.no_registry else None,
+        "registry_table": args.registry_table,
+        "heartbeat_interval": args.heartbeat_interval,
+        "dead_worker_timeout": args.dead_worker_timeout,
+    }
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        msg = f"must be a positive number of seconds, got {text}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
 
 
 def _positive_int(text: str) -> int:

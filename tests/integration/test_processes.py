@@ -175,28 +175,6 @@ def _start_sleep_job(
     return job_id, proc
 
 
-def test_kill_9_then_same_name_runs_the_job_again_at_once(mysql_url: str, db: SqlBackend) -> None:
-    """kill -9 mid-job leaves the row locked; a restart with the same name runs it at once."""
-    job_id, proc = _start_sleep_job(mysql_url, db, 30, "--name", "w1")
-    proc.kill()
-    proc.wait()
-    row = db.job(job_id)
-    assert row is not None
-    assert (row.locked_by, row.attempts) == ("w1", 0)
-    started = time.monotonic()
-    db._execute(
-        f"UPDATE delayed_jobs SET handler = %s WHERE id = {job_id}",
-        ["--- !ruby/struct:SleepJob\nseconds: 0\n"],
-    )
-    again = djmw(mysql_url, "--name", "w1", "--exit-on-complete", "--sleep-delay", "0.2")
-    assert again.wait(timeout=60) == 0
-    recovery = time.monotonic() - started
-    assert recovery < 30
-    print(f"\nkill -9, restart with the same name: the job ran again within {recovery:.1f} s")
-    assert [attempt for _, attempt in log_rows(db)] == [0, 0]
-    assert db.job(job_id) is None
-
-
 def test_kill_9_then_other_worker_takes_it_after_max_run_time(
     mysql_url: str, db: SqlBackend
 ) -> None:
