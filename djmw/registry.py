@@ -10,7 +10,9 @@ connection. Any live worker rescues the rows locked by a registered worker whose
 heartbeat is older than ``dead_worker_timeout`` (60 s): it charges the crashed attempt
 (``djmw.rescue``) and frees the row. Rows locked by names that are not registered (Ruby
 workers, ``work_off``) keep delayed_job's rule: taken only once their lock is older than
-``max_run_time``.
+``max_run_time``. A worker takes nobody for dead until its own beats have gone through on
+time for two intervals (30 s after it starts, or after a database outage), so that every
+live worker has beaten again first.
 
 Where: the loop calls ``start`` when it starts, ``poll`` before each batch and ``stop``
 when it ends; below the loop, above ``djmw.rescue`` and the backends.
@@ -130,6 +132,10 @@ class WorkerRegistry:
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_scan = float("-inf")
+        #: How many scans for dead workers ran (for tests and monitoring).
+        self.scans = 0
+        # Since when (monotonic) this worker's own beats have gone through on time.
+        self._healthy_since: float | None = None
 
     @property
     def _prefix(self) -> str:
@@ -168,6 +174,7 @@ class WorkerRegistry:
         previous = None
         try:
             previous = backend.register_worker(self.settings.table, self._record(now))
+            self._healthy_since = time.monotonic()
         except (DjmwError, OSError) as exc:
             self.logger.error(
                 "%s Could not register this worker: %s; its first heartbeat tries again",
@@ -181,15 +188,31 @@ class WorkerRegistry:
         self._thread.start()
         return previous.heartbeat_at if previous is not None else None
 
+    @property
+    def settled(self) -> bool:
+        """True once this worker's own beats have gone through on time for two intervals.
+
+        Until then it takes nobody for dead: right after it started, or after its beats
+        failed or came late (a database outage), a live worker may not have had the
+        chance to beat again yet.
+        """
+        since = self._healthy_since
+        return (
+            since is not None and time.monotonic() - since >= 2 * self.settings.heartbeat_interval
+        )
+
     def poll(self, backend: Backend) -> int:
         """Rescue the rows of registered workers whose heartbeat stopped; return how many.
 
-        At most one scan per second; errors are logged, never raised (the next poll
-        tries again).
+        At most one scan per second, and only once ``settled``; errors are logged, never
+        raised (the next poll tries again).
         """
+        if not self.settled:
+            return 0
         if time.monotonic() - self._last_scan < min(_SCAN_EVERY, self.settings.heartbeat_interval):
             return 0
         self._last_scan = time.monotonic()
+        self.scans += 1
         try:
             now = backend.clock()
             before = now - timedelta(seconds=self.settings.dead_worker_timeout)
@@ -246,12 +269,21 @@ class WorkerRegistry:
         backend: Backend | None = None
         try:
             while not self._done.wait(self.settings.heartbeat_interval):
+                started = time.monotonic()
                 try:
                     if backend is None:
                         backend = self.connect()
                     self._beat(backend)
                 except Exception as exc:  # logged; the next beat tries again
+                    self._healthy_since = None
                     self.logger.error("%s Registry heartbeat failed: %s", self._prefix, exc)
+                    continue
+                ended = time.monotonic()
+                if (
+                    self._healthy_since is None
+                    or ended - started > self.settings.heartbeat_interval
+                ):
+                    self._healthy_since = ended  # on time again from now
         finally:
             if backend is not None:
                 with contextlib.suppress(Exception):

@@ -464,8 +464,11 @@ class SqlBackend(abc.ABC):
         """Set heartbeat_at to now and job_id; False when ``name`` has no row any more."""
         m, t = self.mark, self._registry(table)
         sql = f"UPDATE {t} SET heartbeat_at = {m}, job_id = {m} WHERE name = {m}"
-        stamp = self._compare(self.clock())
-        if self._write(lambda: self._execute(sql, [stamp, job_id, name])) > 0:
+
+        def update() -> int:  # the time of the try that lands, not of the first one
+            return self._execute(sql, [self._compare(self.clock()), job_id, name])
+
+        if self._write(update) > 0:
             return True
         # MySQL counts changed rows only: an unchanged row is still there.
         check = f"SELECT 1 FROM {t} WHERE name = {m}"

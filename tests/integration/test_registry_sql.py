@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 
 import pytest
@@ -166,14 +167,21 @@ def test_the_registry_rescues_on_the_database(db_url: str) -> None:
     db.register_worker(TABLE, record("dead", last_beat))
     job_id = lock(db, db.enqueue(JOB), "dead", now - timedelta(minutes=3)).id
     ran: list[tuple[int, int, str | None]] = []
-    Worker(
+    worker = Worker(
         database=db_url,
         handlers=Handlers({"J": lambda job: ran.append((job.id, job.attempts, job.last_error))}),
         clock=clock,
         name="rescuer",
-        exit_on_complete=True,
         sleep_delay=0.05,
-    ).run()
+        heartbeat_interval=0.05,
+    ).start()
+    try:
+        deadline = time.monotonic() + 30
+        while not ran and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        worker.stop()
+        worker.join(10)
     # Due at last_beat + 6 s, long past: run at once, as its second attempt.
     assert ran == [(job_id, 1, "worker dead died while running this job")]
     assert db.workers(TABLE) == []

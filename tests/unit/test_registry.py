@@ -40,9 +40,29 @@ def worker(
         backend=backend.factory(),
         clock=clock,
         name="rescuer",
-        exit_on_complete=True,
-        **options,  # type: ignore[arg-type]
+        **{"exit_on_complete": True, **options},  # type: ignore[arg-type]
     )
+
+
+def _wait_scans(worker: Worker, count: int) -> None:
+    """Wait until ``worker`` has scanned for dead workers ``count`` times."""
+    assert worker._loop is not None
+    registry = worker._loop.registry
+    assert registry is not None
+    _wait(lambda: registry.scans >= count)
+
+
+def settled_scan(backend: InMemoryBackend, clock: ManualClock, ran: list[Job]) -> None:
+    """Run a worker (real-time beats every 20 ms) until it has scanned for dead workers
+    twice after settling, with a batch between the scans; then stop it."""
+    running = worker(backend, clock, ran, exit_on_complete=False, sleep_delay=0.01)
+    running.heartbeat_interval = 0.02
+    running.start()
+    try:
+        _wait_scans(running, 2)
+    finally:
+        running.stop()
+        running.join(5)
 
 
 def test_only_registered_dead_workers_lose_their_jobs() -> None:
@@ -59,7 +79,7 @@ def test_only_registered_dead_workers_lose_their_jobs() -> None:
     backend.register_worker(TABLE, record("dead", old))
     backend.register_worker(TABLE, record("alive", now - timedelta(seconds=10)))
     ran: list[Job] = []
-    worker(backend, clock, ran).run()
+    settled_scan(backend, clock, ran)
     assert [(job.id, job.attempts) for job in ran] == [(dead, 1)]
     for job_id, owner in ((alive, "alive"), (ruby, "host:rb pid:9")):
         row = backend.rows[job_id]
@@ -90,11 +110,11 @@ def test_a_lock_taken_after_the_last_beat_waits_until_it_is_old_too() -> None:
     recent = lock(backend, "dead", now - timedelta(seconds=30))
     backend.register_worker(TABLE, record("dead", now - timedelta(minutes=5)))
     ran: list[Job] = []
-    worker(backend, clock, ran).run()
+    settled_scan(backend, clock, ran)
     assert ran == []
     assert [w.name for w in backend.workers(TABLE)] == ["dead"]
     clock.advance(31)
-    worker(backend, clock, ran).run()
+    settled_scan(backend, clock, ran)
     assert [(job.id, job.attempts) for job in ran] == [(recent, 1)]
     assert backend.workers(TABLE) == []
 
@@ -189,6 +209,21 @@ def _wait(condition: object) -> None:
         time.sleep(0.01)
 
 
+def test_nobody_is_taken_for_dead_before_the_worker_settles() -> None:
+    """Right after its start (or after its own beats failed or came late), a worker takes
+    nobody for dead: for two heartbeat intervals a live worker may not have beaten yet."""
+    now = T0 + timedelta(minutes=10)
+    clock = ManualClock(now)
+    backend = InMemoryBackend(clock=clock)
+    old = now - timedelta(minutes=5)
+    dead = lock(backend, "dead", old)
+    backend.register_worker(TABLE, record("dead", old))
+    ran: list[Job] = []
+    worker(backend, clock, ran).run()  # one batch at once: not settled yet
+    assert ran == []
+    assert backend.rows[dead].locked_by == "dead"
+
+
 def test_a_failing_scan_is_logged_and_the_worker_goes_on(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -200,10 +235,17 @@ def test_a_failing_scan_is_logged_and_the_worker_goes_on(
 
     clock = ManualClock(T0)
     backend = Unreachable(clock=clock)
-    backend.enqueue(JOB)
     ran: list[Job] = []
-    worker(backend, clock, ran).run()
-    assert len(ran) == 1
+    running = worker(backend, clock, ran, exit_on_complete=False, sleep_delay=0.01)
+    running.heartbeat_interval = 0.02
+    running.start()
+    try:
+        _wait_scans(running, 2)
+        backend.enqueue(JOB)
+        _wait(lambda: len(ran) == 1)
+    finally:
+        running.stop()
+        running.join(5)
     assert "Could not rescue the jobs of dead workers: registry unreachable" in caplog.text
 
 
