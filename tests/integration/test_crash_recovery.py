@@ -1,6 +1,6 @@
 """Crash accounting and the worker registry, with real `djmw work` processes, on MariaDB and SQLite.
 
-Each test starts worker processes with ``tests.crash_handlers``, which record every run
+Each test starts worker processes with ``tests.rescue_handlers``, which record every run
 in a ``job_log`` table of the same database before the job does anything else, kills or
 pauses them with real signals, and checks the rows afterwards. Short registry intervals
 (``--heartbeat-interval``, ``--dead-worker-timeout``) keep the tests quick; the recovery
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from crash_handlers import create_job_log, job_log
+from rescue_handlers import create_job_log, job_log
 
 from djmw.backends import open_backend
 from djmw.backends.base import SqlBackend
@@ -44,7 +44,7 @@ def djmw(url: str, log: Path, *args: str) -> subprocess.Popen[bytes]:
     """Start ``djmw work`` on ``url`` with the crash handlers, output to ``log``."""
     env = {**os.environ, "DJMW_RECORD_URL": url, "PYTHONPATH": f"{ROOT}:{ROOT / 'tests'}"}
     command = [sys.executable, "-m", "djmw", "work", "--database", url]
-    command += ["--handlers", "crash_handlers:handlers", "--sleep-delay", "0.2", *args]
+    command += ["--handlers", "rescue_handlers:handlers", "--sleep-delay", "0.2", *args]
     with log.open("ab") as out:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
 

@@ -152,7 +152,7 @@ def test_a_prefixed_jobs_table_gets_a_prefixed_registry(db_url: str) -> None:
     db.check_registry("app_delayed_workers")
     with pytest.raises(ConfigurationError):
         db.check_registry(TABLE)
-    Worker(database=db_url, table="app_delayed_jobs", handlers=Handlers()).prepare()
+    Worker(database=db_url, table="app_delayed_jobs", handlers=Handlers({"J": print})).prepare()
     db.close()
 
 

@@ -264,7 +264,7 @@ def test_bad_registry_options_fail_at_start(options: dict[str, object], message:
     """Bad intervals or table names fail when the worker prepares, naming the option."""
     with pytest.raises(ConfigurationError, match=None) as info:
         Worker(
-            handlers=Handlers(),
+            handlers=Handlers({"J": print}),
             backend=InMemoryBackend().factory(),
             **options,  # type: ignore[arg-type]
         ).prepare()

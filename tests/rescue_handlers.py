@@ -1,7 +1,7 @@
 """Handlers for the crash tests: each run is recorded in a ``job_log`` table of the jobs' database.
 
 The worker processes started by ``tests/integration/test_crash_recovery.py`` import
-``tests.crash_handlers:handlers``. ``DJMW_RECORD_URL`` is the database URL (MariaDB or
+``tests.rescue_handlers:handlers``. ``DJMW_RECORD_URL`` is the database URL (MariaDB or
 SQLite) whose ``job_log`` table (``create_job_log``) receives one row per run, written
 before the job does anything else: (job id, attempts at start, pid, worker name).
 """
