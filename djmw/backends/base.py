@@ -437,17 +437,13 @@ class SqlBackend(abc.ABC):
         return [self._to_worker(row) for row in self._read(sql, params)]
 
     def register_worker(self, table: str, record: WorkerRecord) -> WorkerRecord | None:
-        """Write ``record`` (``REPLACE INTO``, both dialects); return the row it replaced.
+        """Write ``record`` over a row of the same name; return the row it replaced.
 
         The replaced row is the same name's earlier incarnation: its ``heartbeat_at`` says
         when it was last seen alive.
         """
-        m, t = self.mark, self._registry(table)
-        previous = self._select_workers(table, f"WHERE name = {m}", [record.name])
-        sql = (
-            f"REPLACE INTO {t} ({', '.join(REGISTRY_COLUMNS)}) "
-            f"VALUES ({', '.join([m] * len(REGISTRY_COLUMNS))})"
-        )
+        previous = self._select_workers(table, f"WHERE name = {self.mark}", [record.name])
+        sql = self._replace_worker_sql(table)
         params = [
             record.name,
             record.host,
@@ -459,6 +455,18 @@ class SqlBackend(abc.ABC):
         ]
         self._write(lambda: self._execute(sql, params))
         return previous[0] if previous else None
+
+    def _replace_worker_sql(self, table: str) -> str:
+        """The statement that writes a registry row over one of the same name.
+
+        ``REPLACE INTO`` in MySQL and SQLite; a dialect without it (PostgreSQL) overrides
+        this with ``INSERT ... ON CONFLICT (name) DO UPDATE``.
+        """
+        m = self.mark
+        return (
+            f"REPLACE INTO {self._registry(table)} ({', '.join(REGISTRY_COLUMNS)}) "
+            f"VALUES ({', '.join([m] * len(REGISTRY_COLUMNS))})"
+        )
 
     def beat(self, table: str, name: str, job_id: int | None) -> bool:
         """Set heartbeat_at to now and job_id; False when ``name`` has no row any more."""
