@@ -102,7 +102,8 @@ def mysql_database() -> tuple[str, Callable[[], None]]:
 
 
 def legacy_table(backend: SqlBackend, dialect: str) -> None:
-    """Create delayed_jobs as the migration does, minus NOT NULL on handler and priority."""
+    """Create delayed_jobs as the migration does, minus NOT NULL on handler and priority,
+    and the worker registry table."""
     if dialect == "mysql":
         backend.create_schema()
         backend._execute(
@@ -114,6 +115,7 @@ def legacy_table(backend: SqlBackend, dialect: str) -> None:
         )
         assert script.count("NOT NULL") == 2  # id and attempts keep theirs
         backend._conn.executescript(script.format(table="delayed_jobs"))  # type: ignore[attr-defined]
+        backend.create_registry("delayed_workers")
     backend.check_schema()
 
 
