@@ -17,7 +17,7 @@ from typing import Literal
 
 import attrs
 
-from djmw._interrupt import raise_in_thread
+from djmw._interrupt import drain_pending, raise_in_thread
 from djmw.backends import Backend, ReserveRequest
 from djmw.chain import CallNext
 from djmw.errors import (
@@ -246,7 +246,7 @@ class Loop:
         finally:
             with self._job_lock:
                 if self.interrupted and self._job_thread is not None:
-                    raise_in_thread(self._job_thread, None)  # cancel one not yet delivered
+                    drain_pending()  # cancel one not yet delivered (we are the job thread)
                 self.current_job, self._job_thread = None, None
 
     def _skip(self, job_id: int) -> None:
