@@ -1,0 +1,76 @@
+"""``--log-format json``: one JSON object per log line, with the job's fields.
+
+delayed_job's text lines stay the default; this formatter is for log stores that index
+fields. Job lines (from LogOutcome) carry the job's fields; worker lines carry the
+worker's name; a handler's own lines, logged from the job's thread, carry the worker too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+#: The fields every line has, then the job fields LogOutcome adds, in output order.
+FIELDS = (
+    "time",
+    "level",
+    "logger",
+    "worker",
+    "job_id",
+    "job_name",
+    "queue",
+    "attempts",
+    "duration_s",
+    "queue_time_s",
+    "outcome",
+    "error_class",
+    "message",
+)
+_JOB_FIELDS = FIELDS[4:12]
+_THREAD_PREFIX = "djmw "
+
+
+class JsonFormatter(logging.Formatter):
+    """Format a record as one line of JSON.
+
+    Fields: ``time`` (UTC, ISO 8601 with milliseconds and ``Z``), ``level`` (lower
+    case), ``logger``, ``worker``, ``message``; on job lines ``job_id``, ``job_name``,
+    ``queue``, ``attempts`` (prior failed attempts); on the line after a run also
+    ``duration_s``, ``queue_time_s``, ``outcome`` (``succeeded``, ``rescheduled``,
+    ``failed``) and ``error_class``; ``exception`` when the record has a traceback.
+    A field with no value is null; a value JSON cannot hold is written as its ``str``.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Return the record as one JSON line (no newline at the end)."""
+        created = record.created
+        data: dict[str, object] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
+            + f".{int(created % 1 * 1000):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "worker": _worker(record),
+        }
+        fields = record.__dict__
+        for key in _JOB_FIELDS:
+            if key in fields:
+                data[key] = fields[key]
+        data["message"] = record.getMessage()
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return json.dumps(data, ensure_ascii=False, default=str)
+
+
+def _worker(record: logging.LogRecord) -> object:
+    worker = record.__dict__.get("worker")
+    if worker is not None:
+        return worker
+    thread = record.threadName or ""
+    return thread[len(_THREAD_PREFIX) :] if thread.startswith(_THREAD_PREFIX) else None
+
+
+def use_json_logs(logger: logging.Logger) -> None:
+    """Switch every handler of ``logger`` to JsonFormatter."""
+    for handler in logger.handlers:
+        handler.setFormatter(JsonFormatter())
