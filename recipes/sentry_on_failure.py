@@ -16,7 +16,9 @@ delayed_job equivalent: sentry-ruby's delayed_job integration (an ``error`` hook
 ``queue.process`` transaction).
 
 Caveats: one event per failed attempt (``report_exhausted_only=True`` keeps only the
-failures that end a job). Third-party import: sentry_sdk.
+failures that end a job). Sentry's logging integration would also turn djmw's FAILED
+log lines into events, so ``sentry_middlewares`` tells it to ignore the ``djmw`` logger
+(pass ``ignore_djmw_logger=False`` to keep them). Third-party import: sentry_sdk.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collections.abc import Mapping
 
 import attrs
 import sentry_sdk
+from sentry_sdk.integrations.logging import ignore_logger
 
 from djmw import CallNext, Job, Middleware, Outcome, Succeeded
 from djmw.middleware import Reporter, ReportErrors
@@ -66,8 +69,16 @@ class SentryQueueTransaction:
             return outcome
 
 
-def sentry_middlewares(*, report_exhausted_only: bool = False) -> list[Middleware]:
-    """Return the transaction and the error reporter, to insert right inside DecodeYAML."""
+def sentry_middlewares(
+    *, report_exhausted_only: bool = False, ignore_djmw_logger: bool = True
+) -> list[Middleware]:
+    """Return the transaction and the error reporter, to insert right inside DecodeYAML.
+
+    With ``ignore_djmw_logger`` the ``djmw`` logger's error lines are not sent as
+    events a second time.
+    """
+    if ignore_djmw_logger:
+        ignore_logger("djmw")
     return [
         SentryQueueTransaction(),
         ReportErrors(reporter=sentry_reporter(), report_exhausted_only=report_exhausted_only),
