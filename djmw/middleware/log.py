@@ -7,6 +7,7 @@ import time
 
 import attrs
 
+from djmw._clock import seconds_since
 from djmw.chain import CallNext
 from djmw.errors import PayloadDecodeError, error_message
 from djmw.job import Job
@@ -62,7 +63,7 @@ class LogOutcome:
         self.logger.info("%s RUNNING", prefix, extra=extra)
         started = time.monotonic()
         run_at = job.run_at
-        queue_time = (job.clock() - run_at).total_seconds() if run_at is not None else None
+        queue_time = seconds_since(run_at, job.clock) if run_at is not None else None
         outcome = call_next(job)
         elapsed = time.monotonic() - started
         error = None if isinstance(outcome, Succeeded) else outcome.error

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from djmw._clock import seconds_since
 from djmw.chain import CallNext
 from djmw.errors import ConfigurationError
 from djmw.job import Job
@@ -180,9 +181,9 @@ class Metrics:
 
     def __call__(self, job: Job, call_next: CallNext, /) -> Outcome:
         """Run the inner chain and record the run."""
-        started = time.perf_counter()
         run_at = job.run_at
-        queue_time = (job.clock() - run_at).total_seconds() if run_at is not None else None
+        queue_time = seconds_since(run_at, job.clock) if run_at is not None else None
+        started = time.perf_counter()
         try:
             outcome = call_next(job)
         except Exception:  # escaped the chain: the worker unlocks the row; still a failed run
@@ -195,14 +196,14 @@ class Metrics:
         self, job: Job, outcome: Outcome | None, elapsed: float, queue_time: float | None
     ) -> None:
         jobs, failed, exhausted, total, duration, queued = self._series.child(
-            (job.display_name, job.queue or "")
+            (job.name or "<unknown job>", job.queue or "")
         )
         jobs.inc()
-        if not isinstance(outcome, Succeeded):
+        if type(outcome) is not Succeeded:
             failed.inc()
             if isinstance(outcome, Failed) and outcome.exhausted:
                 exhausted.inc()
         total.inc(elapsed)
         duration.observe(elapsed)
         if queue_time is not None:
-            queued.observe(max(queue_time, 0.0))
+            queued.observe(queue_time if queue_time > 0 else 0.0)

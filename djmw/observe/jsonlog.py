@@ -29,6 +29,8 @@ FIELDS = (
 )
 _JOB_FIELDS = FIELDS[4:12]
 _THREAD_PREFIX = "djmw "
+# One encoder for every line: json.dumps with options builds a new one per call.
+_encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
 
 
 class JsonFormatter(logging.Formatter):
@@ -42,12 +44,20 @@ class JsonFormatter(logging.Formatter):
     A field with no value is null; a value JSON cannot hold is written as its ``str``.
     """
 
+    _second: int = -1
+    _prefix: str = ""
+
+    def _time(self, created: float) -> str:
+        second = int(created)
+        if second != self._second:  # one strftime per second of log lines
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        return f"{self._prefix}.{int((created - second) * 1000):03d}Z"
+
     def format(self, record: logging.LogRecord) -> str:
         """Return the record as one JSON line (no newline at the end)."""
-        created = record.created
         data: dict[str, object] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
-            + f".{int(created % 1 * 1000):03d}Z",
+            "time": self._time(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "worker": _worker(record),
@@ -59,7 +69,7 @@ class JsonFormatter(logging.Formatter):
         data["message"] = record.getMessage()
         if record.exc_info:
             data["exception"] = self.formatException(record.exc_info)
-        return json.dumps(data, ensure_ascii=False, default=str)
+        return _encode(data)
 
 
 def _worker(record: logging.LogRecord) -> object:
