@@ -7,6 +7,7 @@ built, never by ``import djmw``.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -62,6 +63,8 @@ class Trace:
     tracer_provider: Any = None
     _api: tuple[Any, Any] = attrs.field(init=False, repr=False)
     _tracer: Any = attrs.field(init=False, repr=False)
+    #: [monotonic time of the next look at the global provider, whether it is a no-op]
+    _global: list[Any] = attrs.field(init=False, repr=False, factory=lambda: [0.0, True])
 
     def __attrs_post_init__(self) -> None:
         trace, propagate = import_otel()
@@ -72,8 +75,13 @@ class Trace:
     def _disabled(self) -> bool:
         if self.tracer_provider is not None:
             return False
-        trace = self._api[0]
-        return isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+        state = self._global
+        now = time.monotonic()
+        if now >= state[0]:  # an SDK set up later is seen within a second
+            trace = self._api[0]
+            state[1] = isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+            state[0] = now + 1.0
+        return bool(state[1])
 
     def __call__(self, job: Job, call_next: CallNext, /) -> Outcome:
         """Run the inner chain inside the job's span."""
