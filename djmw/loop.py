@@ -30,6 +30,7 @@ from djmw.errors import (
 )
 from djmw.job import Job
 from djmw.logs import job_prefix, worker_prefix
+from djmw.observe.health import Health
 from djmw.outcome import Outcome, Succeeded, error_text
 
 Status = Literal["new", "running", "sleeping", "stopped", "crashed", "done"]
@@ -72,6 +73,7 @@ class LoopSettings:
     exit_on_complete: bool
     max_reserve_errors: int
     logger: logging.Logger
+    health: Health = attrs.field(factory=Health)
 
 
 class Loop:
@@ -138,6 +140,7 @@ class Loop:
         log, prefix = self.settings.logger, self._prefix
         log.info("%s Starting job worker", prefix)
         self.status = "running"
+        self.settings.health.loop_started()
         self.clear_locks()
         try:
             while not self._stop.is_set():
@@ -169,6 +172,7 @@ class Loop:
             self.status, self.error = "crashed", exc
             raise
         finally:
+            self.settings.health.loop_ended()
             self.close()
 
     def close(self, *, clear_locks: bool = True) -> None:
@@ -224,6 +228,7 @@ class Loop:
                 self._not_recorded(finished.job, exc)
             return self._reserve()
         except (BackendError, OSError) as exc:
+            self.settings.health.reserved(ok=False)
             self._reserve_errors += 1
             self.settings.logger.info("%s Error while reserving job: %s", self._prefix, exc)
             if self._reserve_errors >= self.settings.max_reserve_errors:
@@ -234,6 +239,7 @@ class Loop:
                 raise ReserveErrorsExceeded(msg) from exc
             return None
         self._reserve_errors = 0
+        self.settings.health.reserved(ok=True, busy=job is not None)
         return job
 
     def _run_chain(self, job: Job) -> Outcome:

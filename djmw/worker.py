@@ -21,6 +21,7 @@ from djmw.logs import LOGGER_NAME
 from djmw.loop import Loop, LoopSettings, Status
 from djmw.middleware import bind_backend, check_chain, default_middlewares
 from djmw.middleware.registered import with_registration_check
+from djmw.observe.health import Health
 from djmw.validation import (
     boolean,
     integer,
@@ -135,6 +136,8 @@ class Worker:
     class_aware: bool = attrs.field(default=False, validator=boolean)
     logger: logging.Logger = attrs.field(factory=lambda: logging.getLogger(LOGGER_NAME))
 
+    #: What this worker's probes answer; its loop keeps it up to date.
+    health: Health = attrs.field(factory=Health, init=False, repr=False)
     _loop: Loop | None = attrs.field(default=None, init=False)
     _thread: threading.Thread | None = attrs.field(default=None, init=False)
     _error: BaseException | None = attrs.field(default=None, init=False)
@@ -214,6 +217,7 @@ class Worker:
             exit_on_complete=self.exit_on_complete,
             max_reserve_errors=self.max_reserve_errors,
             logger=self.logger,
+            health=self.health,
         )
         self._loop = Loop(settings, backend, chain)
 

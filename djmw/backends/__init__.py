@@ -6,7 +6,7 @@ from typing import Any
 
 from djmw._clock import Clock, utc_now
 from djmw.backends._sql import ReserveRequest, handler_marker, truncate_utf8
-from djmw.backends.base import Backend, BackendFactory, SqlBackend
+from djmw.backends.base import Backend, BackendFactory, QueueStats, SqlBackend
 from djmw.backends.url import DatabaseUrl, parse_url
 from djmw.errors import ConfigurationError
 
@@ -50,6 +50,7 @@ __all__ = [
     "Backend",
     "BackendFactory",
     "DatabaseUrl",
+    "QueueStats",
     "ReserveRequest",
     "SqlBackend",
     "handler_marker",

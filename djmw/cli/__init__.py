@@ -13,6 +13,7 @@ from djmw.cli.pool import WorkerPool, worker_names
 from djmw.cli.supervisor import Supervisor
 from djmw.config import load_config, worker_from_mapping
 from djmw.errors import DjmwError
+from djmw.observe import command as observe
 from djmw.worker import Worker, default_worker_name
 
 LOG_FORMAT = "%(asctime)s: %(message)s"
@@ -36,13 +37,15 @@ def configure_logging(level: int = logging.INFO) -> None:
 
 def _work(args: argparse.Namespace) -> int:
     if args.processes > 1 and args.process_index is None:
-        return Supervisor(_child_args(args.argv), args.processes).run()
+        with observe.fleet(args, lambda: _build_worker(args, "djmw queue monitor")) as extra:
+            return Supervisor([*_child_args(args.argv), *extra], args.processes).run()
     base = args.name
     if base and args.process_index is not None:
         base = f"{base}.{args.process_index}"
     names = worker_names(base, args.threads, default_worker_name)
     workers = [_build_worker(args, name) for name in names]
-    return WorkerPool(workers, grace=args.grace).run()
+    with observe.in_process(args, workers):
+        return WorkerPool(workers, grace=args.grace).run()
 
 
 def _build_worker(args: argparse.Namespace, name: str) -> Worker:
@@ -133,6 +136,7 @@ def parser() -> argparse.ArgumentParser:
         help="consecutive reserve errors before exiting (default 10)",
     )
     work.add_argument("--process-index", type=int, help=argparse.SUPPRESS)
+    observe.add_arguments(work)
     work.set_defaults(run=_work)
 
     schema = commands.add_parser("schema", help="create the delayed_jobs table")
@@ -160,6 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     args.argv = argv
     configure_logging()
+    observe.configure_log_format(args)
     try:
         return int(args.run(args))
     except DjmwError as exc:
