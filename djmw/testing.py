@@ -233,6 +233,11 @@ class InMemoryBackend:
         """Return every row, ordered by id."""
         return [self.rows[job_id] for job_id in sorted(self.rows)]
 
+    def wait_for_jobs(self, timeout: float, stop: threading.Event) -> bool:
+        """Sleep up to ``timeout`` seconds or until ``stop`` is set; never notified."""
+        stop.wait(timeout)
+        return False
+
     def close(self) -> None:
         """Nothing to close."""
 
