@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 import tenacity
@@ -48,6 +48,8 @@ TRIGGER = "djmw_notify"
 _LOCK_STATES = {"40001", "40P01", "55P03"}
 # The server went away or is going away: reconnect, then retry.
 _CONNECTION_STATES = {"57P01", "57P02", "57P03", "08000", "08003", "08006", "08001", "08004"}
+
+FinishSql = Literal["pipeline", "statement", "separate"]
 
 #: How often an idle wait checks the stop flag while it listens (seconds).
 STOP_CHECK = 0.05
@@ -121,7 +123,7 @@ class PostgresqlBackend(SqlBackend):
     mark = "%s"
     quote = '"'
     OPTIONS = frozenset(
-        {"write_retry_seconds", "connect_attempts", "pipeline", "prepare_threshold", "listen"}
+        {"write_retry_seconds", "connect_attempts", "finish_sql", "prepare_threshold", "listen"}
     )
 
     def __init__(
@@ -132,7 +134,7 @@ class PostgresqlBackend(SqlBackend):
         clock: Clock = utc_now,
         write_retry_seconds: float = 120.0,
         connect_attempts: int = 3,
-        pipeline: bool = True,
+        finish_sql: FinishSql = "pipeline",
         prepare_threshold: int | None = 5,
         listen: bool = True,
     ) -> None:
@@ -140,7 +142,10 @@ class PostgresqlBackend(SqlBackend):
         self.url = url
         self.write_retry_seconds = write_retry_seconds
         self.connect_attempts = connect_attempts
-        self.pipeline = pipeline
+        if finish_sql not in ("pipeline", "statement", "separate"):
+            msg = f"finish_sql must be pipeline, statement or separate, got {finish_sql!r}."
+            raise ConfigurationError(msg)
+        self.finish_sql = finish_sql
         self.prepare_threshold = prepare_threshold
         self.listen = listen
         self.channel = notify_channel(self.table)
@@ -269,17 +274,21 @@ class PostgresqlBackend(SqlBackend):
             raise BackendError(msg) from exc
 
     # -- reserve ----------------------------------------------------------------------
-    def _claim(self, request: ReserveRequest) -> tuple[str, list[object]]:
+    def _claim(
+        self, request: ReserveRequest, *, not_id: int | None = None
+    ) -> tuple[str, list[object]]:
         # The subquery finds and row-locks one id, skipping rows others hold; the UPDATE
         # repeats the whole predicate on the row itself (docs/contract.md, item 6).
         where, params = self.where(request)
         t = self._t
+        skip = "" if not_id is None else "AND id <> %s "
         sql = (
             f"UPDATE {t} SET locked_at = %s, locked_by = %s WHERE id = (SELECT id FROM {t} "
-            f"WHERE {where} {ORDER} LIMIT 1 FOR UPDATE {self._skip_locked}) AND {where} "
+            f"WHERE {where} {skip}{ORDER} LIMIT 1 FOR UPDATE {self._skip_locked}) AND {where} "
             f"RETURNING {self.select_columns}"
         )
-        return sql, [self._stamp(request.now), request.worker_name, *params, *params]
+        skipped = [] if not_id is None else [not_id]
+        return sql, [self._stamp(request.now), request.worker_name, *params, *skipped, *params]
 
     def reserve(self, request: ReserveRequest) -> Job | None:
         """Lock and return the next eligible job in one statement; BackendError on failure."""
@@ -298,13 +307,17 @@ class PostgresqlBackend(SqlBackend):
         own, with the usual retries (OutcomeNotRecorded if even that fails), and the claim
         is tried again.
         """
-        if not self.pipeline:
+        if self.finish_sql == "separate":
             return super().finish_and_reserve(job, outcome, request)
+        if self.finish_sql == "statement":
+            return self._finish_and_claim_in_one_statement(job, outcome, request)
         finish, finish_params = self.outcome_sql(job, outcome)
         claim, claim_params = self._claim(request)
         try:
             conn = self.connection
-            with conn.pipeline(), conn.transaction():
+            # No Sync between the two statements: the server runs them as one implicit
+            # transaction, committed by the pipeline's one Sync (one round trip, one commit).
+            with conn.pipeline():
                 written = conn.execute(finish, finish_params)
                 claimed = conn.execute(claim, claim_params)
             count = written.rowcount
@@ -318,6 +331,30 @@ class PostgresqlBackend(SqlBackend):
         if count < 1:
             lost_lock(job)
         return self.to_job(row, request.max_run_time) if row else None
+
+    def _finish_and_claim_in_one_statement(
+        self, job: Job, outcome: Outcome, request: ReserveRequest
+    ) -> Job | None:
+        # Data-modifying CTEs: the outcome's write and the claim in one statement (one
+        # implicit transaction). Both see the statement's snapshot, where the finished
+        # row is still ours and so still eligible: the claim leaves that id out.
+        finish, finish_params = self.outcome_sql(job, outcome)
+        claim, claim_params = self._claim(request, not_id=job.id)
+        sql = (
+            f"WITH done AS ({finish} RETURNING 1), claimed AS ({claim}) "
+            "SELECT (SELECT count(*) FROM done), claimed.* FROM (SELECT 1) AS one "
+            "LEFT JOIN claimed ON true"
+        )
+        try:
+            rows = self._query(sql, [*finish_params, *claim_params])
+        except psycopg.Error:  # rolled back: nothing of it happened
+            return super().finish_and_reserve(job, outcome, request)
+        except BackendError:  # the reconnect failed
+            return super().finish_and_reserve(job, outcome, request)
+        count, *row = rows[0]
+        if count < 1:
+            lost_lock(job)
+        return self.to_job(row, request.max_run_time) if row[0] is not None else None
 
     # -- waiting ----------------------------------------------------------------------
     def wait_for_jobs(self, timeout: float, stop: threading.Event) -> bool:
