@@ -140,7 +140,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--pyworker-python", default="/tmp/bench-venv/bin/python")
+    parser.add_argument(
+        "--pyworker-python",
+        default="/tmp/bench-venv/bin/python",  # noqa: S108 - a venv path
+    )
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
