@@ -53,6 +53,8 @@ FinishSql = Literal["pipeline", "statement", "separate"]
 
 #: How often an idle wait checks the stop flag while it listens (seconds).
 STOP_CHECK = 0.05
+#: How long an idle wait pauses before reopening a lost listening connection (seconds).
+RELISTEN = 1.0
 
 
 def notify_channel(table: str) -> str:
@@ -360,31 +362,43 @@ class PostgresqlBackend(SqlBackend):
     def wait_for_jobs(self, timeout: float, stop: threading.Event) -> bool:
         """Sleep up to ``timeout`` seconds, waking at once on a NOTIFY or when ``stop`` is set.
 
-        Returns True when a notification woke it. LISTENs on first use (and again after a
-        reconnect). Without the trigger no notification comes and this is a plain sleep;
-        a database error also falls back to a plain sleep (the next reserve reports it).
+        Returns True when the worker should reserve again now: a notification came, or it
+        has just started listening (a job may have come in while it was not). It listens
+        only while idle: it UNLISTENs when woken, so that notifications never pile up in
+        memory while it works. A lost connection is reopened (about once a second) and
+        listened on again; without the trigger no notification comes and this is a plain
+        sleep.
         """
         if not self.listen:
             stop.wait(timeout)
             return False
         deadline = time.monotonic() + timeout
-        try:
-            conn = self.connection
-            if not self._listening:
-                conn.execute(f'LISTEN "{self.channel}"')
-                self._listening = True
-            while not stop.is_set():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                # Short slices: a stop() from another thread must end the wait at once.
-                for _ in conn.notifies(timeout=min(remaining, STOP_CHECK), stop_after=1):
-                    self.stats["wakeups"] += 1
+        while not stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            try:
+                conn = self.connection
+                if not self._listening:
+                    conn.execute(f'LISTEN "{self.channel}"')
+                    self._listening = True
                     return True
-        except (psycopg.Error, BackendError) as exc:
-            if not isinstance(exc, psycopg.Error) or is_connection_error(exc):
-                self._lost()
-            stop.wait(max(deadline - time.monotonic(), 0))
+                # Short slices: a stop() from another thread must end the wait at once.
+                # The generator holds the connection's lock until it is closed.
+                heard = conn.notifies(timeout=min(remaining, STOP_CHECK), stop_after=1)
+                try:
+                    woken = next(heard, None) is not None
+                finally:
+                    heard.close()
+                if woken:
+                    self.stats["wakeups"] += 1
+                    conn.execute(f'UNLISTEN "{self.channel}"')
+                    self._listening = False
+                    return True
+            except (psycopg.Error, BackendError) as exc:
+                if not isinstance(exc, psycopg.Error) or is_connection_error(exc):
+                    self._lost()
+                stop.wait(min(RELISTEN, max(deadline - time.monotonic(), 0)))
         return False
 
     def install_notify(self) -> None:

@@ -15,7 +15,7 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from djmw import Handlers, Worker
+from djmw import Handlers, Job, Worker
 from djmw.backends import open_backend
 from djmw.backends.postgresql import PostgresqlBackend
 
@@ -168,36 +168,71 @@ def test_without_the_trigger_workers_poll(pg_url: str, db: PostgresqlBackend) ->
     backend.close()
 
 
-def test_a_lost_listening_connection_falls_back_to_polling(
-    pg_url: str, db: PostgresqlBackend
-) -> None:
-    """When the server ends the listening session, the worker sleeps on, reconnects at its
-    next reserve, LISTENs again and is woken by the next insert."""
+def test_a_lost_listening_connection_is_reopened(pg_url: str, db: PostgresqlBackend) -> None:
+    """When the server ends the listening session, the idle worker reconnects within about
+    a second, LISTENs again and is woken by the next insert (its sleep_delay is 600 s)."""
     ran: list[int] = []
-    worker = idle_worker(pg_url, ran, sleep_delay=1)
+    worker = idle_worker(f"{pg_url}?application_name=listener", ran)
     try:
+        assert worker._loop is not None
+        backend = worker._loop.backend
+        assert isinstance(backend, PostgresqlBackend)
         db._execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-            "AND query LIKE 'LISTEN%%'"
+            "WHERE datname = current_database() AND application_name = 'listener'"
         )
-        first = db.enqueue(OK)
-        wait_until(lambda: first in ran, "the worker to run a job after reconnecting")
-        wait_until(lambda: worker.status == "sleeping", "the worker to go idle")
-        listening = db._query(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND query LIKE 'LISTEN%%'"
-        )
-        assert listening == [(1,)]
+        wait_until(lambda: backend.stats["reconnects"] == 1, "the worker to reconnect")
+        wait_until(lambda: worker.status == "sleeping", "the worker to go idle again")
+        job_id = db.enqueue(OK)
+        wait_until(lambda: job_id in ran, "the notification to wake the worker")
     finally:
         worker.stop()
         worker.join(10)
     assert worker.status == "stopped"
 
 
+def test_notifications_do_not_pile_up_while_the_worker_is_busy(
+    pg_url: str, db: PostgresqlBackend
+) -> None:
+    """A woken worker stops listening until it is idle again: the 50 inserts made while it
+    works leave no notifications queued on its connection to wake it again later."""
+
+    release = threading.Event()
+    ran: list[int] = []
+
+    def slow(job: Job) -> None:
+        ran.append(job.id)
+        release.wait(30)
+
+    worker = Worker(
+        database=pg_url, handlers=Handlers({"OkJob": slow}), name="busy", sleep_delay=600
+    )
+    worker.start()
+    try:
+        wait_until(lambda: worker.status == "sleeping", "the worker to go idle")
+        first = db.enqueue(OK)
+        wait_until(lambda: first in ran, "the first job to start")
+        for _ in range(50):
+            db.enqueue(OK, run_at=db.clock() + timedelta(hours=1))
+        assert worker._loop is not None
+        backend = worker._loop.backend
+        assert isinstance(backend, PostgresqlBackend)
+        release.set()
+        wait_until(lambda: worker.status == "sleeping", "the worker to go idle again")
+        time.sleep(0.5)  # queued notifications would wake it now, and count
+        assert backend.stats["wakeups"] == 1
+        assert ran == [first]
+    finally:
+        release.set()
+        worker.stop()
+        worker.join(10)
+
+
 def test_wait_for_jobs_returns_true_only_when_notified(pg_url: str, db: PostgresqlBackend) -> None:
-    """Backend.wait_for_jobs: True when a notification ended the wait, False on timeout."""
+    """Backend.wait_for_jobs: True when it starts listening or a notification ended the
+    wait, False on timeout or stop."""
     stop = threading.Event()
+    assert db.wait_for_jobs(0.2, stop) is True  # it was not listening: reserve again first
     assert db.wait_for_jobs(0.2, stop) is False
     other = open_backend(pg_url)
     other.enqueue(OK)
