@@ -79,22 +79,26 @@ def left(url: str) -> int:
     return int(row[0]) if row else -1
 
 
-def command(contender: str, url: str, start_at: float, index: int, pyworker: str) -> list[str]:
+def command(
+    contender: str, url: str, start_at: float, index: int, *, pyworker: str, finish_sql: str
+) -> list[str]:
     if contender == "ruby":
         return ["ruby", str(ROOT / "benchmarks" / "ruby_worker.rb")]
     if contender == "pyworker":
         return [pyworker, str(ROOT / "benchmarks" / "pyworker_child.py"), url, str(start_at)]
     script = str(Path(__file__).resolve())
-    return [sys.executable, script, "--child", url, str(start_at), f"bench.{index}"]
+    return [sys.executable, script, "--child", url, str(start_at), f"bench.{index}", finish_sql]
 
 
-def run(contender: str, url: str, workers: int, pyworker: str) -> float:
+def run(
+    contender: str, url: str, workers: int, pyworker: str, finish_sql: str = "pipeline"
+) -> float:
     """Start ``workers`` processes of ``contender``; return the seconds to drain the table."""
     start_at = time.time() + BOOT[contender]
     env = {**os.environ, "DJ_DATABASE": url, "DJ_START_AT": str(start_at)}
     procs = [
         subprocess.Popen(
-            command(contender, url, start_at, index, pyworker),
+            command(contender, url, start_at, index, pyworker=pyworker, finish_sql=finish_sql),
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -119,7 +123,7 @@ def run(contender: str, url: str, workers: int, pyworker: str) -> float:
     return max(ends) - start_at
 
 
-def child(url: str, start_at: float, name: str) -> None:
+def child(url: str, start_at: float, name: str, finish_sql: str) -> None:
     """One djmw worker process: load, wait for the start, drain, print ready and end."""
     import djmw
 
@@ -128,7 +132,13 @@ def child(url: str, start_at: float, name: str) -> None:
     logger.handlers[:] = [logging.StreamHandler(open(os.devnull, "w"))]  # noqa: SIM115
     logger.setLevel(logging.INFO)
     logger.propagate = False
-    worker = djmw.Worker(database=url, handlers=handlers, exit_on_complete=True, name=name)
+    worker = djmw.Worker(
+        database=url,
+        handlers=handlers,
+        exit_on_complete=True,
+        name=name,
+        backend_options={"finish_sql": finish_sql},
+    )
     worker.prepare()
     ready = time.time()
     time.sleep(max(start_at - ready, 0))
@@ -144,13 +154,19 @@ def main() -> None:
         "--pyworker-python",
         default="/tmp/bench-venv/bin/python",  # noqa: S108 - a venv path
     )
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--finish-sql", default="statement", choices=["pipeline", "statement", "separate"]
+    )
+    parser.add_argument(
+        "--only", nargs="+", choices=["ruby", "pyworker", "djmw"], help="run these contenders"
+    )
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child[0], float(args.child[1]), args.child[2])
+        child(args.child[0], float(args.child[1]), args.child[2], args.child[3])
         return
-    contenders = ["ruby", "pyworker", "djmw"]
-    if not Path(args.pyworker_python).exists():
+    contenders = list(args.only or ["ruby", "pyworker", "djmw"])
+    if "pyworker" in contenders and not Path(args.pyworker_python).exists():
         print(f"rubydj-pyworker skipped: no {args.pyworker_python} (see the docstring)")
         contenders.remove("pyworker")
     url = prepare_database()
@@ -159,7 +175,7 @@ def main() -> None:
         for workers in (1, 4):
             for contender in contenders:
                 fill(url, args.jobs)
-                elapsed = run(contender, url, workers, args.pyworker_python)
+                elapsed = run(contender, url, workers, args.pyworker_python, args.finish_sql)
                 rate = args.jobs / elapsed
                 rates.setdefault((contender, workers), []).append(rate)
                 print(
@@ -176,6 +192,8 @@ def main() -> None:
             for w in (1, 4)
         )
         print(f"{contender:10}{cells}")
+    if "djmw" not in contenders or "ruby" not in contenders:
+        return
     for w in (1, 4):
         line = f"W={w}: djmw / ruby = {best('djmw', w) / best('ruby', w):.2f}x (target 3x)"
         if "pyworker" in contenders:

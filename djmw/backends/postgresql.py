@@ -1,4 +1,4 @@
-"""PostgreSQL backend through psycopg 3: one-statement claims, pipelined finishes, LISTEN.
+"""PostgreSQL backend through psycopg 3: one-statement claims and finishes, LISTEN/NOTIFY.
 
 Needs the ``postgresql`` extra (``pip install 'djmw[postgresql]'``: psycopg with its
 binary wheel). The layer below the loop: it writes job rows and nothing else, and its
@@ -100,7 +100,8 @@ class PostgresqlBackend(SqlBackend):
     Reserve: one statement, ``UPDATE ... SET locked_at, locked_by WHERE id = (SELECT id ...
     ORDER BY priority, run_at LIMIT 1 FOR UPDATE SKIP LOCKED) AND <predicate> RETURNING ...``
     (docs/contract.md items 4 and 6). ``finish_and_reserve`` sends the finishing write and
-    the next claim as one transaction in one round trip (psycopg's pipeline mode).
+    the next claim as one transaction in one round trip: by default one statement
+    (data-modifying CTEs), or two statements in psycopg's pipeline mode.
 
     Args:
         url: where to connect; query parameters (``sslmode``, ``application_name``, ...)
@@ -110,7 +111,10 @@ class PostgresqlBackend(SqlBackend):
         write_retry_seconds: how long a final write is retried on deadlocks,
             serialization failures and lost connections before giving up.
         connect_attempts: connection tries (with exponential backoff) per connect.
-        pipeline: send the finishing write and the next claim in one round trip.
+        finish_sql: how ``finish_and_reserve`` sends the finishing write and the next
+            claim: ``statement`` (one statement; the fastest, measured by
+            benchmarks/pg_throughput.py), ``pipeline`` (two statements, one implicit
+            transaction, one round trip) or ``separate`` (two transactions).
         prepare_threshold: psycopg's server-side prepare threshold (None: never prepare,
             for PgBouncer in transaction mode).
         listen: LISTEN on the table's channel while idle, so that the ``djmw schema
@@ -136,7 +140,7 @@ class PostgresqlBackend(SqlBackend):
         clock: Clock = utc_now,
         write_retry_seconds: float = 120.0,
         connect_attempts: int = 3,
-        finish_sql: FinishSql = "pipeline",
+        finish_sql: FinishSql = "statement",
         prepare_threshold: int | None = 5,
         listen: bool = True,
     ) -> None:

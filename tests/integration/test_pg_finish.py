@@ -1,8 +1,8 @@
 """PostgreSQL's finishing write with the next claim, in each of its three forms.
 
-``finish_sql``: ``pipeline`` (the default: two statements, one implicit transaction, one
-round trip), ``statement`` (one statement with data-modifying CTEs) or ``separate`` (the
-write, then the claim). All three must leave the rows exactly alike, and a failed
+``finish_sql``: ``statement`` (the default: one statement with data-modifying CTEs),
+``pipeline`` (two statements, one implicit transaction, one round trip) or ``separate``
+(the write, then the claim). All three must leave the rows exactly alike, and a failed
 combined transaction must fall back to writing the outcome on its own.
 """
 
