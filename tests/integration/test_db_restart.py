@@ -45,7 +45,7 @@ def start_server(dialect: str) -> None:
 def url(request: pytest.FixtureRequest) -> str:
     """A fresh MariaDB database, then a fresh PostgreSQL one."""
     request.applymarker(getattr(pytest.mark, request.param))
-    return str(request.getfixturevalue("url" if request.param == "mysql" else "pg_url"))
+    return str(request.getfixturevalue("mysql_url" if request.param == "mysql" else "pg_url"))
 
 
 @pytest.fixture
