@@ -158,7 +158,7 @@ class Loop:
                     self.status = "done"
                     return
                 self.status = "sleeping"
-                self._stop.wait(self.settings.sleep_delay)
+                self._db.wait_for_jobs(self.settings.sleep_delay, self._stop)
                 if self.status == "sleeping":
                     self.status = "running"
             self.status = "stopped"

@@ -274,6 +274,11 @@ class InMemoryBackend:
         """Always True: every connection of an InMemoryBackend is this one object."""
         return True
 
+    def wait_for_jobs(self, timeout: float, stop: threading.Event) -> bool:
+        """Sleep up to ``timeout`` seconds or until ``stop`` is set; never notified."""
+        stop.wait(timeout)
+        return False
+
     def close(self) -> None:
         """Nothing to close."""
 

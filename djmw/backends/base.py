@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
@@ -28,7 +29,7 @@ logger = logging.getLogger("djmw.backend")
 class Backend(Protocol):
     """What a worker, its middlewares and the tools need from a database.
 
-    SQLite, MariaDB/MySQL and ``djmw.testing.InMemoryBackend`` implement all of it; a new
+    SQLite, MariaDB/MySQL, PostgreSQL and ``djmw.testing.InMemoryBackend`` implement all of it; a new
     database implements all of it too (see the README's Architecture section). One
     backend instance is one connection; each worker thread gets its own. Only backends
     write job rows.
@@ -104,6 +105,14 @@ class Backend(Protocol):
         True while this connection holds it (asking again is cheap and idempotent); the
         lock goes when the connection closes or is lost. For leader election (the queue
         monitor), never for job rows.
+        """
+        ...
+
+    def wait_for_jobs(self, timeout: float, stop: threading.Event) -> bool:
+        """Sleep while idle: up to ``timeout`` seconds, at once ended by ``stop``.
+
+        A backend that can hear about new rows (PostgreSQL's LISTEN) returns early, True,
+        when one may be ready; the others just wait on ``stop`` and return False.
         """
         ...
 
@@ -251,6 +260,12 @@ class SqlBackend(abc.ABC):
     def _time(self, value: object) -> datetime | None:
         """Convert a stored time value back to a naive datetime."""
         return value if isinstance(value, datetime) else None
+
+    def wait_for_jobs(self, timeout: float, stop: threading.Event) -> bool:
+        """Sleep up to ``timeout`` seconds or until ``stop`` is set; polling is the fallback
+        every backend has, so this returns False (no notification)."""
+        stop.wait(timeout)
+        return False
 
     # -- reading ------------------------------------------------------------------------
     @property

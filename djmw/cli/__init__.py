@@ -8,11 +8,11 @@ import sys
 import time
 from collections.abc import Sequence
 
-from djmw.backends import open_backend
+from djmw.backends import open_backend, parse_url
 from djmw.cli.pool import WorkerPool, worker_names
 from djmw.cli.supervisor import Supervisor
 from djmw.config import load_config, worker_from_mapping
-from djmw.errors import DjmwError
+from djmw.errors import ConfigurationError, DjmwError
 from djmw.observe import command as observe
 from djmw.worker import Worker, default_worker_name
 
@@ -85,11 +85,30 @@ def _child_args(argv: Sequence[str]) -> list[str]:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    backend = open_backend(args.database, table=args.table)
-    backend.create_schema()
-    backend.check_schema()
-    backend.close()
-    print(f"table {args.table!r} is ready")
+    url = parse_url(args.database)
+    if (args.notify or args.remove_notify) and url.dialect != "postgresql":
+        msg = (
+            f"--notify and --remove-notify need PostgreSQL (LISTEN/NOTIFY); {url.redacted} "
+            "is not a PostgreSQL URL."
+        )
+        raise ConfigurationError(msg)
+    backend = open_backend(url, table=args.table)
+    try:
+        backend.create_schema()
+        backend.check_schema()
+        print(f"table {args.table!r} is ready")
+        if args.notify or args.remove_notify:
+            from djmw.backends.postgresql import PostgresqlBackend  # noqa: PLC0415
+
+            assert isinstance(backend, PostgresqlBackend)  # noqa: S101 - the dialect says so
+            if args.notify:
+                backend.install_notify()
+                print(f"notify trigger installed: channel {backend.channel!r}")
+            else:
+                backend.remove_notify()
+                print("notify trigger removed: workers poll every sleep_delay")
+    finally:
+        backend.close()
     return 0
 
 
@@ -142,6 +161,15 @@ def parser() -> argparse.ArgumentParser:
     schema = commands.add_parser("schema", help="create the delayed_jobs table")
     schema.add_argument("--database", help="database URL (default $DATABASE_URL)")
     schema.add_argument("--table", default="delayed_jobs")
+    notify = schema.add_mutually_exclusive_group()
+    notify.add_argument(
+        "--notify",
+        action="store_true",
+        help="PostgreSQL: install the trigger that wakes idle workers when a job is ready",
+    )
+    notify.add_argument(
+        "--remove-notify", action="store_true", help="PostgreSQL: remove that trigger"
+    )
     schema.set_defaults(run=_schema)
 
     demo = commands.add_parser("demo", help="run a worker over demo jobs in an SQLite file")
