@@ -11,6 +11,7 @@ touches a row a live worker holds (``scope.Liveness``; by default a lock younger
 from __future__ import annotations
 
 import builtins
+import concurrent.futures
 import fnmatch
 import functools
 from collections.abc import Callable, Iterator, Sequence
@@ -32,7 +33,7 @@ from djmw.admin.scope import (
     State,
     conjunction,
 )
-from djmw.backends import Backend, DatabaseUrl, SqlBackend, open_backend
+from djmw.backends import Backend, DatabaseUrl, SqlBackend, open_backend, parse_url
 from djmw.backends._sql import COLUMNS
 from djmw.errors import ConfigurationError, JobNotFound
 from djmw.ruby.payload import DecodeLimits
@@ -62,6 +63,10 @@ class Jobs:
         liveness: which rows a live worker holds (default ``LockAge(max_run_time)``).
         limits: the decode limits names are read with (the worker's defaults).
         batch_size: rows per read page and per write (default 1000).
+        scan_connections: ``stats`` splits a big table (over 200,000 ids) into this many
+            id ranges, read at once on as many connections, so that the database uses
+            several cores for its one full scan (default 2; 1 reads on this connection
+            only). Only when ``database`` is a URL.
 
     Raises:
         ConfigurationError / BackendError: a bad URL, an unreachable server or a
@@ -82,9 +87,13 @@ class Jobs:
         liveness: Liveness | None = None,
         limits: DecodeLimits = DEFAULT_LIMITS,
         batch_size: int = 1000,
+        scan_connections: int = 2,
     ) -> None:
         _positive("max_run_time", max_run_time)
         _positive("batch_size", batch_size)
+        _positive("scan_connections", scan_connections)
+        self.scan_connections = int(scan_connections)
+        self._database: str | DatabaseUrl | None = None
         self.max_run_time = float(max_run_time)
         self.liveness = liveness if liveness is not None else LockAge(self.max_run_time)
         self.limits = limits
@@ -99,6 +108,7 @@ class Jobs:
             raise ConfigurationError(msg)
         else:
             self.backend, self._owned = open_backend(database, table=table), True
+            self._database = database if database is not None else parse_url(None)
             try:
                 self.backend.check_schema()
             except BaseException:
@@ -130,17 +140,44 @@ class Jobs:
         return Scope(self.backend, self.clock(), self.max_run_time, self.liveness)
 
     # -- reading ----------------------------------------------------------------------
-    def _read(self, sql: str, params: Sequence[object]) -> builtins.list[tuple[Any, ...]]:
+    def _read(
+        self, sql: str, params: Sequence[object], backend: SqlBackend | None = None
+    ) -> builtins.list[tuple[Any, ...]]:
         # Through the backend's write retry: transient errors are retried and driver
         # errors come out as BackendError.
+        on = backend or self.backend
         result: builtins.list[tuple[Any, ...]] = []
 
         def action() -> int:
-            result[:] = self.backend._query(sql, params)
+            result[:] = on._query(sql, params)
             return len(result)
 
-        self.backend._write(action)
+        on._write(action)
         return result
+
+    def _read_ranges(
+        self, sql: str, params: Sequence[object], tail: str
+    ) -> builtins.list[tuple[Any, ...]]:
+        """``{sql} AND id BETWEEN .. {tail}`` over id ranges read at once on their own
+        connections (``scan_connections``); the rows of every range, concatenated."""
+        parts, m = self.scan_connections, self.backend.mark
+        span = self._read(f"SELECT MIN(id), MAX(id) FROM {self.backend._t}", [])
+        low, high = span[0] if span else (None, None)
+        if parts < 2 or self._database is None or low is None or high - low < _SPLIT_ABOVE:
+            return self._read(f"{sql} {tail}", params)
+        bounds = [int(low) + (int(high) - int(low) + 1) * i // parts for i in range(parts + 1)]
+        database = self._database
+
+        def read(index: int) -> builtins.list[tuple[Any, ...]]:
+            backend = open_backend(database, table=self.backend.table)
+            try:
+                ranged = f"{sql} AND id >= {m} AND id < {m} {tail}"
+                return self._read(ranged, [*params, bounds[index], bounds[index + 1]], backend)
+            finally:
+                backend.close()
+
+        with concurrent.futures.ThreadPoolExecutor(parts) as pool:
+            return [row for rows in pool.map(read, range(parts)) for row in rows]
 
     def _row(self, raw: Sequence[Any]) -> JobRow:
         job = self.backend.to_job(raw[: len(COLUMNS)], self.max_run_time)
@@ -227,8 +264,7 @@ class Jobs:
         if jobs.name is not None:
             return sum(1 for _ in self.rows(jobs, guarded=guarded))
         where, params = self.scope().where(jobs, guarded=guarded)
-        rows = self._read(f"SELECT COUNT(*) FROM {self.backend._t} WHERE {where}", params)
-        return int(rows[0][0])
+        return self._count_where(where, params)
 
     # -- writing ----------------------------------------------------------------------
     def retry(
@@ -417,37 +453,42 @@ class Jobs:
     def _partials(
         self, scope: Scope, jobs: JobFilter, by: By
     ) -> Iterator[tuple[str | None, State, str | None, tuple[int, int, datetime | None, int, int]]]:
-        m, backend = self.backend.mark, self.backend
-        case, case_params = scope.state_case()
-        hour = backend._compare(scope.now - timedelta(hours=1))
-        day = backend._compare(scope.now - timedelta(days=1))
-        held_by = f"CASE WHEN failed_at IS NULL AND locked_at >= {m} THEN locked_by END"
-        recent = f"SUM(CASE WHEN failed_at >= {m} THEN 1 ELSE 0 END)"
-        retrying = "SUM(CASE WHEN failed_at IS NULL AND attempts > 0 THEN 1 ELSE 0 END)"
         if by == "name":
             yield from self._name_partials(scope, jobs)
             return
+        m, backend = self.backend.mark, self.backend
+        # One small integer per row (state, retrying, failure recency) keeps the GROUP BY
+        # key and the aggregates cheap: one scan of a million rows, one temporary table.
+        retrying = "CASE WHEN attempts > 0 THEN 10 ELSE 0 END"
+        recency = f"CASE WHEN failed_at >= {m} THEN 2 WHEN failed_at >= {m} THEN 1 ELSE 0 END"
+        hour = backend._compare(scope.now - timedelta(hours=1))
+        day = backend._compare(scope.now - timedelta(days=1))
+        codes: dict[State, Sql] = {
+            state: (f"{_CODES[state]} + {retrying}", []) for state in STATES if state != "failed"
+        }
+        codes["failed"] = (f"{_CODES['failed']} + {recency}", [hour, day])
+        case, case_params = scope.state_case(codes)
+        held_by = f"CASE WHEN failed_at IS NULL AND locked_at >= {m} THEN locked_by END"
         where, params = scope.where(jobs)
-        sql = (
-            f"SELECT queue, {case}, {held_by}, COUNT(*), {retrying}, MIN(run_at), "
-            f"{recent}, {recent} FROM {backend._t} WHERE {where} GROUP BY 1, 2, 3"
-        )
-        values = [*case_params, backend._compare(scope.expiry), hour, day, *params]
-        for queue, state, holder, count, n_retrying, oldest, n_hour, n_day in self._read(
-            sql, values
+        sql = f"SELECT queue, {case}, {held_by}, COUNT(*), MIN(run_at) FROM {backend._t} WHERE {where}"
+        values = [*case_params, backend._compare(scope.expiry), *params]
+        for queue, code, holder, count, oldest in self._read_ranges(
+            sql, values, "GROUP BY 1, 2, 3"
         ):
-            state_name = as_state(state)
-            key = state_name if by == "state" else queue
+            number = int(code)
+            state = _STATE_OF_CODE[number % 10]
+            recent = number - _CODES["failed"] if state == "failed" else 0
+            n = int(count)
             yield (
-                key,
-                state_name,
+                state if by == "state" else queue,
+                state,
                 holder,
                 (
-                    int(count),
-                    int(n_retrying or 0),
+                    n,
+                    n if state != "failed" and number >= 10 else 0,
                     backend._time(oldest),
-                    int(n_hour or 0),
-                    int(n_day or 0),
+                    n if recent == 2 else 0,
+                    n if recent >= 1 else 0,
                 ),
             )
 
@@ -529,15 +570,13 @@ class Jobs:
         cutoff = self.backend._compare(scope.now - timedelta(seconds=max_age))
         late_sql, late_params = conjunction([scope.where(late_filter), (f"run_at < {m}", [cutoff])])
         late = self._count_where(late_sql, late_params)
-        late_rows = self._some(scope, late_sql, late_params, "run_at, id") if late else []
+        late_rows = self._some(scope, late_sql, late_params, "id") if late else []
         failed, failed_rows = 0, builtins.list[JobRow]()
         if not ignore_failed:
             failed_sql, failed_params = scope.where(JobFilter(state="failed", queues=queues))
             failed = self._count_where(failed_sql, failed_params)
             if failed:
-                failed_rows = self._some(
-                    scope, failed_sql, failed_params, "failed_at DESC, id DESC"
-                )
+                failed_rows = self._some(scope, failed_sql, failed_params, "id DESC")
         return CheckResult(
             max_age=max_age,
             late=late,
@@ -547,9 +586,8 @@ class Jobs:
         )
 
     def _count_where(self, where: str, params: Sequence[object]) -> int:
-        return int(
-            self._read(f"SELECT COUNT(*) FROM {self.backend._t} WHERE {where}", params)[0][0]
-        )
+        sql = f"SELECT COUNT(*) FROM {self.backend._t} WHERE {where}"
+        return sum(int(row[0]) for row in self._read_ranges(sql, params, ""))
 
     def _some(
         self, scope: Scope, where: str, params: Sequence[object], order: str, limit: int = 20
@@ -560,6 +598,16 @@ class Jobs:
             f"WHERE {where} ORDER BY {order} LIMIT {int(limit)}"
         )
         return [self._row(raw) for raw in self._read(sql, [*case_params, *params])]
+
+
+#: Tables spanning fewer ids than this are read in one query by ``stats``.
+_SPLIT_ABOVE = 200_000
+_CODES: dict[State, int] = {"ready": 0, "scheduled": 1, "running": 2, "stuck": 3, "failed": 4}
+_STATE_OF_CODE: dict[int, State] = {
+    **{code: state for state, code in _CODES.items()},
+    5: "failed",
+    6: "failed",
+}
 
 
 def as_state(value: object) -> State:

@@ -159,8 +159,9 @@ class CheckResult:
 
     Attributes:
         max_age: seconds a ready row may wait past its run_at.
-        late: how many ready rows waited longer; ``late_rows`` names the oldest 20.
-        failed: how many failed rows exist (0 when ignored); ``failed_rows`` the newest 20.
+        late: how many ready rows waited longer; ``late_rows`` names the first 20 by id.
+        failed: how many failed rows exist (0 when ignored); ``failed_rows`` the 20
+            highest ids.
     """
 
     max_age: float

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Literal, Protocol, get_args
 
@@ -185,16 +185,30 @@ class Scope:
             return f"(failed_at IS NULL AND run_at > {m} AND {free})", [self._p(self.now), expiry]
         return f"(failed_at IS NULL AND run_at IS NULL AND {free})", [expiry]
 
-    def state_case(self) -> Sql:
-        """A SQL expression giving each row's state name."""
-        ready, params = self.ready()
+    def state_case(self, values: Mapping[State, Sql] | None = None) -> Sql:
+        """A SQL expression giving each row's state name, or ``values[state]`` (an SQL
+        expression with its parameters) for the row's state."""
+        given = values or {state: (f"'{state}'", []) for state in STATES}
+        ready, ready_params = self.ready()
         m = self.backend.mark
         sql = (
-            f"CASE WHEN failed_at IS NOT NULL THEN 'failed' WHEN {ready} THEN 'ready' "
-            f"WHEN locked_at >= {m} THEN 'running' WHEN run_at > {m} THEN 'scheduled' "
-            "ELSE 'stuck' END"
+            f"CASE WHEN failed_at IS NOT NULL THEN {given['failed'][0]} "
+            f"WHEN {ready} THEN {given['ready'][0]} "
+            f"WHEN locked_at >= {m} THEN {given['running'][0]} "
+            f"WHEN run_at > {m} THEN {given['scheduled'][0]} "
+            f"ELSE {given['stuck'][0]} END"
         )
-        return sql, [*params, self._p(self.expiry), self._p(self.now)]
+        params = [
+            *given["failed"][1],
+            *ready_params,
+            *given["ready"][1],
+            self._p(self.expiry),
+            *given["running"][1],
+            self._p(self.now),
+            *given["scheduled"][1],
+            *given["stuck"][1],
+        ]
+        return sql, params
 
     def not_held(self) -> Sql:
         """True for rows no live worker holds (the guard of every destructive write)."""

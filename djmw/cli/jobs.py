@@ -320,7 +320,7 @@ def _show(args: argparse.Namespace) -> int:
         handler = job.handler
         text = handler.decode("utf-8", "replace") if isinstance(handler, bytes) else handler
         print("handler")
-        print(block(text, max_chars=4000))
+        print(block(text.rstrip("\n") if text else text, max_chars=4000))
     print("last_error")
     print(block(job.last_error))
     print(_rows(1))

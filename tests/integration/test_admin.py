@@ -675,3 +675,37 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--version"])
     assert exit_info.value.code == 0
     assert capsys.readouterr().out == f"djmw {djmw.__version__}\n"
+
+
+def test_stats_read_in_id_ranges_equal_one_scan(
+    db_url: str, mixed: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read as several id ranges on their own connections (as on a big table), stats and
+    counts equal what one query gives."""
+    import djmw.admin.jobs as jobs_module
+    from djmw.admin import JobFilter, Jobs
+
+    monkeypatch.setattr(jobs_module, "_SPLIT_ABOVE", 0)
+    opened: list[str] = []
+    real_open = jobs_module.open_backend
+
+    def counting_open(database: Any, **options: Any) -> SqlBackend:
+        opened.append(str(database))
+        return real_open(database, **options)
+
+    monkeypatch.setattr(jobs_module, "open_backend", counting_open)
+
+    def without_ages(stats: dict[str, Any]) -> dict[str, Any]:
+        groups = [*stats["groups"], stats["total"]]
+        return {
+            "groups": [{k: v for k, v in g.items() if "age" not in k} for g in groups],
+            "workers": stats["workers"],
+        }
+
+    with Jobs(db_url, scan_connections=1) as one, Jobs(db_url, scan_connections=3) as three:
+        opened.clear()
+        assert without_ages(three.stats().to_dict()) == without_ages(one.stats().to_dict())
+        assert len(opened) == 3
+        ready = JobFilter(state="ready")
+        assert three.count(ready) == one.count(ready) == 4
+        assert three.check(max_age=60).late == one.check(max_age=60).late == 4
