@@ -3,7 +3,8 @@ latency while ``djmw jobs prune`` deletes a million failed rows.
 
 ``reads``: fills ``delayed_jobs`` with a million rows (70 % ready, 10 % scheduled, 1 %
 running, 19 % failed; three queues; three job shapes) and times the commands as an
-operator runs them (``djmw ...`` in a new process: Python start-up included), best of 3.
+operator runs them (``djmw ...`` in a new process: Python start-up included), then the
+main ones through the Python API in one process, best of 3 each.
 
 ``prune``: fills a million failed rows older than 30 days (behind the ready jobs in the
 claim's index order) plus 60,000 ready no-op jobs, starts a real djmw worker in another
@@ -151,7 +152,30 @@ def reads() -> None:
         if "--json" in args:
             last = f"{json.loads(out)['count']} rows (JSON)"
         print(f"djmw {' '.join(args):<67} {elapsed:>7.2f} s   ({last})")
+    in_process()
     drop_database()
+
+
+def in_process() -> None:
+    """The same through the Python API in this process (no start-up), best of 3."""
+    from djmw.admin import JobFilter, Jobs
+
+    calls = {
+        "Jobs.stats()": lambda jobs: jobs.stats(),
+        "Jobs.stats() on one connection": lambda jobs: Jobs(URL, scan_connections=1).stats(),
+        "Jobs.list(limit=50)": lambda jobs: jobs.list(limit=50),
+        "Jobs.list(JobFilter(state='running'), limit=50)": lambda jobs: jobs.list(
+            JobFilter(state="running"), limit=50
+        ),
+    }
+    with Jobs(URL) as jobs:
+        for label, call in calls.items():
+            best = float("inf")
+            for _ in range(3):
+                started = time.perf_counter()
+                call(jobs)
+                best = min(best, time.perf_counter() - started)
+            print(f"{label:<72} {best:>7.2f} s")
 
 
 # -- prune under load -----------------------------------------------------------------

@@ -437,6 +437,9 @@ def _target(args: argparse.Namespace, *, failed: bool = False) -> JobFilter | li
     filtered = failed or any(
         value is not None for value in (args.state, args.queues, args.name, args.older_than)
     )
+    if failed and args.state not in (None, "failed"):
+        msg = f"--failed selects failed rows; it cannot be combined with --state {args.state}."
+        raise ConfigurationError(msg)
     if args.ids and filtered:
         msg = "give row ids or filters, not both."
         raise ConfigurationError(msg)
@@ -465,13 +468,15 @@ def _apply(
         if args.dry_run:
             change = run(jobs, True)
         else:
-            preview = run(jobs, True) if count is None else None
-            pending = preview.count if preview is not None else count(jobs)  # type: ignore[misc]
+            if count is None:
+                preview = run(jobs, True)
+                pending, held = preview.count, preview.held
+            else:
+                pending, held = count(jobs), ()
             if pending:
                 confirm(f"{present.capitalize()} {_rows(pending)}{detail}?", yes=args.yes)
                 change = run(jobs, False)
             else:
-                held = preview.held if preview is not None else ()
                 change = Change(action=present, dry_run=False, count=0, ids=[], held=held)
     if args.json:
         _print_json(change.to_dict())
