@@ -74,6 +74,9 @@ class LoopSettings:
     max_reserve_errors: int
     logger: logging.Logger
     health: Health = attrs.field(factory=Health)
+    #: Called with the worker's connection before each batch (the Pruner); errors are
+    #: logged, never fatal.
+    between_batches: Callable[[Backend], object] | None = None
 
 
 class Loop:
@@ -144,6 +147,7 @@ class Loop:
         self.clear_locks()
         try:
             while not self._stop.is_set():
+                self._between_batches()
                 started = time.monotonic()
                 succeeded, failed = self.batch(self.settings.batch_size)
                 count = succeeded + failed
@@ -190,6 +194,15 @@ class Loop:
             self._db.clear_locks(self.settings.name)
         except DjmwError as exc:
             self.settings.logger.error("%s Could not clear locks: %s", self._prefix, exc)
+
+    def _between_batches(self) -> None:
+        task = self.settings.between_batches
+        if task is None:
+            return
+        try:
+            task(self._db)
+        except Exception as exc:  # housekeeping must never stop the worker
+            self.settings.logger.error("%s Housekeeping failed: %s", self._prefix, exc)
 
     def batch(self, num: int) -> tuple[int, int]:
         """Run up to ``num`` jobs; return ``(succeeded, failed)``."""

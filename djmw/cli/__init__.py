@@ -1,4 +1,5 @@
-"""The ``djmw`` command: ``work``, ``schema``, ``demo``."""
+"""The ``djmw`` command: ``work``, ``schema``, ``demo``; ``jobs``, ``enqueue``, ``check``
+(``djmw.cli.jobs``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import sys
 import time
 from collections.abc import Sequence
 
+from djmw import __version__
 from djmw.backends import open_backend, parse_url
+from djmw.cli.jobs import register as register_jobs_commands
 from djmw.cli.pool import WorkerPool, worker_names
 from djmw.cli.supervisor import Supervisor
 from djmw.config import load_config, worker_from_mapping
@@ -123,6 +126,7 @@ def _demo(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     """Return the command-line parser."""
     top = argparse.ArgumentParser(prog="djmw", description="Run delayed_job jobs in Python.")
+    top.add_argument("--version", action="version", version=f"djmw {__version__}")
     commands = top.add_subparsers(dest="command", required=True)
 
     work = commands.add_parser("work", help="run a worker until stopped (TERM/INT)")
@@ -175,6 +179,7 @@ def parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run a worker over demo jobs in an SQLite file")
     demo.add_argument("--database", default="sqlite:///demo.db")
     demo.set_defaults(run=_demo)
+    register_jobs_commands(commands)
     return top
 
 
