@@ -21,7 +21,15 @@ from typing import Any, Literal
 from djmw._clock import Clock
 from djmw.admin.enqueue import Kind, build_handler
 from djmw.admin.explain import explain
-from djmw.admin.reports import CheckResult, FailureGroup, Group, Stats, error_class
+from djmw.admin.reports import (
+    CheckResult,
+    FailureGroup,
+    FailureSummary,
+    Group,
+    Stats,
+    Timeline,
+    error_class,
+)
 from djmw.admin.rows import DEFAULT_LIMITS, Change, JobDetail, JobRow, Page, decode
 from djmw.admin.scope import (
     STATES,
@@ -515,6 +523,16 @@ class Jobs:
     def failures(self, jobs: JobFilter | None = None) -> builtins.list[FailureGroup]:
         """Failed and erroring rows grouped by (job name, error class, first line of the
         message), largest group first: what is broken."""
+        return builtins.list(self.failure_summary(jobs).groups)
+
+    def failure_summary(
+        self, jobs: JobFilter | None = None, *, newest: int | None = None
+    ) -> FailureSummary:
+        """``failures``, reading at most the ``newest`` broken rows (by id, newest
+        first) when given: a bounded read for a dashboard over a big table, which says
+        whether it saw every broken row."""
+        if newest is not None:
+            _positive("failure_summary newest", newest)
         jobs = jobs or JobFilter()
         scope = self.scope()
         backend, m, t = self.backend, self.backend.mark, self.backend._t
@@ -523,17 +541,34 @@ class Jobs:
         error = f"SUBSTR({backend._select_expression('last_error')}, 1, {ERROR_HEAD})"
         handler = backend._select_expression("handler")
         groups: dict[tuple[str, str | None, str], FailureGroup] = {}
-        cursor = 0
+        descending = newest is not None
+        cursor: int | None = None
+        read, complete = 0, True
         while True:
+            size = self.batch_size
+            if newest is not None:
+                if read >= newest:
+                    # One more row tells whether older broken rows were left unread.
+                    more = self._read(
+                        f"SELECT id FROM {t} WHERE {where} AND id < {m} LIMIT 1", [*params, cursor]
+                    )
+                    complete = not more
+                    break
+                size = min(size, newest - read)
+            keyset, values = "", builtins.list(params)
+            if cursor is not None:
+                keyset = f" AND id {'<' if descending else '>'} {m}"
+                values.append(cursor)
             raw = self._read(
-                f"SELECT id, {handler}, {error}, failed_at FROM {t} WHERE {where} "
-                f"AND id > {m} ORDER BY id LIMIT {self.batch_size}",
-                [*params, cursor],
+                f"SELECT id, {handler}, {error}, failed_at FROM {t} WHERE {where}{keyset} "
+                f"ORDER BY id {'DESC' if descending else 'ASC'} LIMIT {int(size)}",
+                values,
             )
             for job_id, handler_value, error_value, failed_at in raw:
                 name = decode(handler_value, self.limits).name
                 if jobs.name is not None and not fnmatch.fnmatchcase(name, jobs.name):
                     continue
+                read += 1
                 text = _text(error_value)
                 lines = text.split("\n")
                 message = lines[0]
@@ -550,10 +585,53 @@ class Jobs:
                 if int(job_id) > group.newest_id:
                     group.newest_id = int(job_id)
                     group.origin = lines[1] if len(lines) > 1 else None
-            if len(raw) < self.batch_size:
+            if len(raw) < size:
                 break
             cursor = int(raw[-1][0])
-        return sorted(groups.values(), key=lambda g: (-g.count, -g.newest_id))
+        ordered = sorted(groups.values(), key=lambda g: (-g.count, -g.newest_id))
+        return FailureSummary(groups=ordered, rows=read, complete=complete)
+
+    def timeline(self, *, hours: int = 24, jobs: JobFilter | None = None) -> Timeline:
+        """Failures per hour over the last ``hours`` hours (from failed_at) and scheduled
+        rows per hour over the next ``hours`` hours (from run_at), in one scan.
+
+        Hours are counted back and forth from now, not aligned to the clock. Only the
+        rows in either window are read, in id ranges on parallel connections like
+        ``stats``.
+        """
+        if isinstance(hours, bool) or not isinstance(hours, int) or not 1 <= hours <= 24 * 31:
+            msg = f"Jobs.timeline: hours must be an integer from 1 to 744, got {hours!r}."
+            raise ConfigurationError(msg)
+        jobs = jobs or JobFilter()
+        scope = self.scope()
+        m, backend = self.backend.mark, self.backend
+        now = scope.now
+        start, end = now - timedelta(hours=hours), now + timedelta(hours=hours)
+        scheduled, scheduled_params = scope.state("scheduled")
+        columns, values = [], builtins.list[object]()
+        for i in range(hours):
+            low, high = start + timedelta(hours=i), start + timedelta(hours=i + 1)
+            columns.append(f"SUM(CASE WHEN failed_at >= {m} AND failed_at < {m} THEN 1 ELSE 0 END)")
+            values += [backend._compare(low), backend._compare(high)]
+        for i in range(hours):
+            low, high = now + timedelta(hours=i), now + timedelta(hours=i + 1)
+            columns.append(
+                f"SUM(CASE WHEN {scheduled} AND run_at >= {m} AND run_at < {m} THEN 1 ELSE 0 END)"
+            )
+            values += [*scheduled_params, backend._compare(low), backend._compare(high)]
+        window = (
+            f"((failed_at >= {m} AND failed_at < {m}) OR "
+            f"(failed_at IS NULL AND run_at > {m} AND run_at < {m}))"
+        )
+        window_params = [backend._compare(start), backend._compare(now)]
+        window_params += [backend._compare(now), backend._compare(end)]
+        where, params = conjunction([scope.where(jobs), (window, window_params)])
+        sql = f"SELECT {', '.join(columns)} FROM {backend._t} WHERE {where}"
+        totals = [0] * (2 * hours)
+        for row in self._read_ranges(sql, [*values, *params], ""):
+            for i, value in enumerate(row):
+                totals[i] += int(value or 0)
+        return Timeline(now=now, hours=hours, failed=totals[:hours], scheduled=totals[hours:])
 
     def check(
         self,
