@@ -126,7 +126,7 @@ def hostile_method(method_name: str, argument: str) -> str:
 
 def hostile_rows(db: SqlBackend, now: datetime) -> list[int]:
     """Rows whose every shown column tries to break out of the page."""
-    rows = [
+    return [
         insert(
             db,
             hostile_method(SCRIPT, QUOTES),
@@ -161,7 +161,6 @@ def hostile_rows(db: SqlBackend, now: datetime) -> list[int]:
             run_at=now - HOUR,
         ),
     ]
-    return rows
 
 
 def free_port() -> int:

@@ -201,10 +201,12 @@ class Jobs:
         guarded: bool = False,
         scope: Scope | None = None,
         page: int | None = None,
+        until: int | None = None,
     ) -> Iterator[JobRow]:
         """Every row ``jobs`` selects, by id, read lazily in keyset pages.
 
-        ``guarded`` leaves out rows a live worker holds (what a write would touch).
+        ``guarded`` leaves out rows a live worker holds (what a write would touch);
+        ``until`` reads no row past that id (a bounded scan of a sparse filter).
         """
         jobs = jobs or JobFilter()
         scope = scope or self.scope()
@@ -219,6 +221,9 @@ class Jobs:
             if cursor is not None:
                 sql += f" AND id > {m}"
                 values.append(cursor)
+            if until is not None:
+                sql += f" AND id <= {m}"
+                values.append(until)
             batch = self._read(f"{sql} ORDER BY id LIMIT {int(size)}", values)
             for raw in batch:
                 row = self._row(raw)
@@ -229,9 +234,16 @@ class Jobs:
             cursor = int(batch[-1][0])
 
     def list(
-        self, jobs: JobFilter | None = None, *, limit: int = 50, after: int | None = None
+        self,
+        jobs: JobFilter | None = None,
+        *,
+        limit: int = 50,
+        after: int | None = None,
+        until: int | None = None,
     ) -> Page:
-        """One page of rows, by id: at most ``limit``, after row id ``after``."""
+        """One page of rows, by id: at most ``limit``, after row id ``after`` and, when
+        ``until`` is given, up to that id (``next_after`` is then None when the range
+        holds no more rows: continue after ``until``)."""
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             msg = f"Jobs.list: limit must be an integer >= 1, got {limit!r}."
             raise ConfigurationError(msg)
@@ -239,12 +251,19 @@ class Jobs:
         page = limit + 1 if jobs.name is None else max(self.batch_size, limit + 1)
         rows: builtins.list[JobRow] = []
         more = False
-        for row in self.rows(jobs, after=after, page=page):
+        for row in self.rows(jobs, after=after, page=page, until=until):
             if len(rows) == limit:
                 more = True
                 break
             rows.append(row)
         return Page(rows=rows, next_after=rows[-1].id if more else None)
+
+    def id_span(self) -> tuple[int, int] | None:
+        """The lowest and highest row id, or None for an empty table (two index reads)."""
+        span = self._read(f"SELECT MIN(id), MAX(id) FROM {self.backend._t}", [])
+        if not span or span[0][0] is None:
+            return None
+        return int(span[0][0]), int(span[0][1])
 
     def get(self, job_id: int, *, scope: Scope | None = None) -> JobRow:
         """The row ``job_id``; JobNotFound if there is none."""

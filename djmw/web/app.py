@@ -43,6 +43,7 @@ from djmw.admin.plain import pretty
 from djmw.backends import DatabaseUrl, parse_url
 from djmw.errors import ConfigurationError, DjmwError, JobNotFound
 from djmw.web import charts, text
+from djmw.web.listing import list_page
 from djmw.web.security import (
     AUTH_COOKIE,
     CSRF_COOKIE,
@@ -202,8 +203,8 @@ class Dashboard:
             return self.error(request, 400, str(exc))
         limit = self.settings.page_size
         try:
-            page, now = await self.call(
-                request, lambda j: (j.list(jobs_filter, limit=limit, after=after), j.clock())
+            page = await self.call(
+                request, lambda j: list_page(j, jobs_filter, limit=limit, after=after)
             )
         except DjmwError as exc:
             return self.error(request, 503, str(exc))
@@ -216,7 +217,6 @@ class Dashboard:
             bulk=_bulk_allowed(filters),
             back=urlencode({k: v for k, v in filters.items() if v}),
             notice=_notice(params),
-            now=now,
         )
 
     # -- one job ------------------------------------------------------------------------
@@ -322,13 +322,11 @@ class Dashboard:
         return _redirect(f"{_base(request)}/jobs?{urlencode({**back, **done})}")
 
     async def checked_form(self, request: Request) -> dict[str, str] | Response:
-        """The POST's form fields, or a 403 (read-only, bad CSRF token, other origin)
-        or 400 (not a form) answer; nothing is read from the database before."""
+        """The POST's form fields, or a 403 answer (read-only; no form, a missing or bad
+        CSRF token, another origin); nothing is read from the database before."""
         if self.settings.read_only:
             return self.error(request, 403, "read-only dashboard: no actions")
-        form = await _form(request)
-        if form is None:
-            return self.error(request, 400, "expected a form (application/x-www-form-urlencoded)")
+        form = await _form(request) or {}
         if not self.csrf.valid(request.scope, form.get(CSRF_FIELD)):
             return self.error(
                 request,

@@ -106,7 +106,7 @@ class WebSettings:
     refresh: float = attrs.field(default=5.0, validator=positive_number)
     page_size: int = attrs.field(default=50, validator=positive_int)
     failures_newest: int = attrs.field(default=10_000, validator=positive_int)
-    summary_wait: float = attrs.field(default=0.25, validator=positive_number)
+    summary_wait: float = attrs.field(default=0.1, validator=positive_number)
     connections: int = attrs.field(default=4, validator=positive_int)
 
     def __attrs_post_init__(self) -> None:
