@@ -2,7 +2,7 @@
 
 - ``Guard`` is the outermost ASGI layer of the dashboard: it adds the security headers to
   every answer (a Content-Security-Policy that allows only the dashboard's own script
-  and styles, no framing, no sniffing, no referrer) and, when a token or a basic-auth
+  and styles, no framing, no sniffing, no referrer to other sites; a browser then sends its Origin with every POST) and, when a token or a basic-auth
   user is set, lets a request through only with valid credentials: ``Authorization:
   Bearer <token>``, the session cookie the login page sets for the token, or
   ``Authorization: Basic`` for the user and password.
@@ -49,7 +49,7 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
+    (b"referrer-policy", b"same-origin"),
     (b"cache-control", b"no-store"),
 )
 
