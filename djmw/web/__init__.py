@@ -8,8 +8,8 @@ under a path prefix::
     import djmw.web
 
     dashboard = djmw.web.app(database="mysql2://app:secret@db1/app", read_only=True)
-    api = FastAPI(on_shutdown=[dashboard.close])
-    api.mount("/jobs", dashboard)
+    api = FastAPI()
+    api.mount("/jobs", dashboard)          # and dashboard.close() when the app stops
 
 It is the top layer beside ``djmw.cli``: every read and write goes through the
 operations API (``djmw.admin.Jobs``), so states, names and the live-worker guard are the
