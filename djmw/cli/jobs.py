@@ -449,7 +449,7 @@ def _target(args: argparse.Namespace, *, failed: bool = False) -> JobFilter | li
     if args.ids:
         return list(args.ids)
     if not filtered:
-        msg = "give row ids, or filters (--state, --queue, --name, --older-than); --state all selects every row."
+        msg = "give row ids, or filters (--state, --queue, --name, --older-than, --error); --state all selects every row."
         raise ConfigurationError(msg)
     return _filter(args, "failed" if failed else None)
 
