@@ -18,7 +18,14 @@ from __future__ import annotations
 from djmw.admin.durations import human, parse_duration, parse_time
 from djmw.admin.jobs import Jobs
 from djmw.admin.prune import Pruner
-from djmw.admin.reports import CheckResult, FailureGroup, Group, Stats
+from djmw.admin.reports import (
+    CheckResult,
+    FailureGroup,
+    FailureSummary,
+    Group,
+    Stats,
+    Timeline,
+)
 from djmw.admin.rows import Change, Decoding, JobDetail, JobRow, Page
 from djmw.admin.scope import STATES, JobFilter, Liveness, LockAge, State
 
@@ -37,6 +44,8 @@ __all__ = [
     "Stats",
     "Group",
     "FailureGroup",
+    "FailureSummary",
+    "Timeline",
     "CheckResult",
     "Pruner",
     "parse_duration",

@@ -21,7 +21,15 @@ from typing import Any, Literal
 from djmw._clock import Clock
 from djmw.admin.enqueue import Kind, build_handler
 from djmw.admin.explain import explain
-from djmw.admin.reports import CheckResult, FailureGroup, Group, Stats, error_class
+from djmw.admin.reports import (
+    CheckResult,
+    FailureGroup,
+    FailureSummary,
+    Group,
+    Stats,
+    Timeline,
+    error_class,
+)
 from djmw.admin.rows import DEFAULT_LIMITS, Change, JobDetail, JobRow, Page, decode
 from djmw.admin.scope import (
     STATES,
@@ -193,10 +201,12 @@ class Jobs:
         guarded: bool = False,
         scope: Scope | None = None,
         page: int | None = None,
+        until: int | None = None,
     ) -> Iterator[JobRow]:
         """Every row ``jobs`` selects, by id, read lazily in keyset pages.
 
-        ``guarded`` leaves out rows a live worker holds (what a write would touch).
+        ``guarded`` leaves out rows a live worker holds (what a write would touch);
+        ``until`` reads no row past that id (a bounded scan of a sparse filter).
         """
         jobs = jobs or JobFilter()
         scope = scope or self.scope()
@@ -211,6 +221,9 @@ class Jobs:
             if cursor is not None:
                 sql += f" AND id > {m}"
                 values.append(cursor)
+            if until is not None:
+                sql += f" AND id <= {m}"
+                values.append(until)
             batch = self._read(f"{sql} ORDER BY id LIMIT {int(size)}", values)
             for raw in batch:
                 row = self._row(raw)
@@ -221,9 +234,16 @@ class Jobs:
             cursor = int(batch[-1][0])
 
     def list(
-        self, jobs: JobFilter | None = None, *, limit: int = 50, after: int | None = None
+        self,
+        jobs: JobFilter | None = None,
+        *,
+        limit: int = 50,
+        after: int | None = None,
+        until: int | None = None,
     ) -> Page:
-        """One page of rows, by id: at most ``limit``, after row id ``after``."""
+        """One page of rows, by id: at most ``limit``, after row id ``after`` and, when
+        ``until`` is given, up to that id (``next_after`` is then None when the range
+        holds no more rows: continue after ``until``)."""
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             msg = f"Jobs.list: limit must be an integer >= 1, got {limit!r}."
             raise ConfigurationError(msg)
@@ -231,12 +251,19 @@ class Jobs:
         page = limit + 1 if jobs.name is None else max(self.batch_size, limit + 1)
         rows: builtins.list[JobRow] = []
         more = False
-        for row in self.rows(jobs, after=after, page=page):
+        for row in self.rows(jobs, after=after, page=page, until=until):
             if len(rows) == limit:
                 more = True
                 break
             rows.append(row)
         return Page(rows=rows, next_after=rows[-1].id if more else None)
+
+    def id_span(self) -> tuple[int, int] | None:
+        """The lowest and highest row id, or None for an empty table (two index reads)."""
+        span = self._read(f"SELECT MIN(id), MAX(id) FROM {self.backend._t}", [])
+        if not span or span[0][0] is None:
+            return None
+        return int(span[0][0]), int(span[0][1])
 
     def get(self, job_id: int, *, scope: Scope | None = None) -> JobRow:
         """The row ``job_id``; JobNotFound if there is none."""
@@ -515,6 +542,16 @@ class Jobs:
     def failures(self, jobs: JobFilter | None = None) -> builtins.list[FailureGroup]:
         """Failed and erroring rows grouped by (job name, error class, first line of the
         message), largest group first: what is broken."""
+        return builtins.list(self.failure_summary(jobs).groups)
+
+    def failure_summary(
+        self, jobs: JobFilter | None = None, *, newest: int | None = None
+    ) -> FailureSummary:
+        """``failures``, reading at most the ``newest`` broken rows (by id, newest
+        first) when given: a bounded read for a dashboard over a big table, which says
+        whether it saw every broken row."""
+        if newest is not None:
+            _positive("failure_summary newest", newest)
         jobs = jobs or JobFilter()
         scope = self.scope()
         backend, m, t = self.backend, self.backend.mark, self.backend._t
@@ -523,17 +560,34 @@ class Jobs:
         error = f"SUBSTR({backend._select_expression('last_error')}, 1, {ERROR_HEAD})"
         handler = backend._select_expression("handler")
         groups: dict[tuple[str, str | None, str], FailureGroup] = {}
-        cursor = 0
+        descending = newest is not None
+        cursor: int | None = None
+        read, complete = 0, True
         while True:
+            size = self.batch_size
+            if newest is not None:
+                if read >= newest:
+                    # One more row tells whether older broken rows were left unread.
+                    more = self._read(
+                        f"SELECT id FROM {t} WHERE {where} AND id < {m} LIMIT 1", [*params, cursor]
+                    )
+                    complete = not more
+                    break
+                size = min(size, newest - read)
+            keyset, values = "", builtins.list(params)
+            if cursor is not None:
+                keyset = f" AND id {'<' if descending else '>'} {m}"
+                values.append(cursor)
             raw = self._read(
-                f"SELECT id, {handler}, {error}, failed_at FROM {t} WHERE {where} "
-                f"AND id > {m} ORDER BY id LIMIT {self.batch_size}",
-                [*params, cursor],
+                f"SELECT id, {handler}, {error}, failed_at FROM {t} WHERE {where}{keyset} "
+                f"ORDER BY id {'DESC' if descending else 'ASC'} LIMIT {int(size)}",
+                values,
             )
             for job_id, handler_value, error_value, failed_at in raw:
                 name = decode(handler_value, self.limits).name
                 if jobs.name is not None and not fnmatch.fnmatchcase(name, jobs.name):
                     continue
+                read += 1
                 text = _text(error_value)
                 lines = text.split("\n")
                 message = lines[0]
@@ -550,10 +604,53 @@ class Jobs:
                 if int(job_id) > group.newest_id:
                     group.newest_id = int(job_id)
                     group.origin = lines[1] if len(lines) > 1 else None
-            if len(raw) < self.batch_size:
+            if len(raw) < size:
                 break
             cursor = int(raw[-1][0])
-        return sorted(groups.values(), key=lambda g: (-g.count, -g.newest_id))
+        ordered = sorted(groups.values(), key=lambda g: (-g.count, -g.newest_id))
+        return FailureSummary(groups=ordered, rows=read, complete=complete)
+
+    def timeline(self, *, hours: int = 24, jobs: JobFilter | None = None) -> Timeline:
+        """Failures per hour over the last ``hours`` hours (from failed_at) and scheduled
+        rows per hour over the next ``hours`` hours (from run_at), in one scan.
+
+        Hours are counted back and forth from now, not aligned to the clock. Only the
+        rows in either window are read, in id ranges on parallel connections like
+        ``stats``.
+        """
+        if isinstance(hours, bool) or not isinstance(hours, int) or not 1 <= hours <= 24 * 31:
+            msg = f"Jobs.timeline: hours must be an integer from 1 to 744, got {hours!r}."
+            raise ConfigurationError(msg)
+        jobs = jobs or JobFilter()
+        scope = self.scope()
+        m, backend = self.backend.mark, self.backend
+        now = scope.now
+        start, end = now - timedelta(hours=hours), now + timedelta(hours=hours)
+        scheduled, scheduled_params = scope.state("scheduled")
+        columns, values = [], builtins.list[object]()
+        for i in range(hours):
+            low, high = start + timedelta(hours=i), start + timedelta(hours=i + 1)
+            columns.append(f"SUM(CASE WHEN failed_at >= {m} AND failed_at < {m} THEN 1 ELSE 0 END)")
+            values += [backend._compare(low), backend._compare(high)]
+        for i in range(hours):
+            low, high = now + timedelta(hours=i), now + timedelta(hours=i + 1)
+            columns.append(
+                f"SUM(CASE WHEN {scheduled} AND run_at >= {m} AND run_at < {m} THEN 1 ELSE 0 END)"
+            )
+            values += [*scheduled_params, backend._compare(low), backend._compare(high)]
+        window = (
+            f"((failed_at >= {m} AND failed_at < {m}) OR "
+            f"(failed_at IS NULL AND run_at > {m} AND run_at < {m}))"
+        )
+        window_params = [backend._compare(start), backend._compare(now)]
+        window_params += [backend._compare(now), backend._compare(end)]
+        where, params = conjunction([scope.where(jobs), (window, window_params)])
+        sql = f"SELECT {', '.join(columns)} FROM {backend._t} WHERE {where}"
+        totals = [0] * (2 * hours)
+        for row in self._read_ranges(sql, [*values, *params], ""):
+            for i, value in enumerate(row):
+                totals[i] += int(value or 0)
+        return Timeline(now=now, hours=hours, failed=totals[:hours], scheduled=totals[hours:])
 
     def check(
         self,

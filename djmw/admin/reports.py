@@ -144,6 +144,58 @@ class FailureGroup:
         }
 
 
+@attrs.frozen(kw_only=True)
+class FailureSummary:
+    """``Jobs.failure_summary``: failure groups and how many broken rows they cover.
+
+    Attributes:
+        groups: largest group first (see ``FailureGroup``).
+        rows: broken rows read (the sum of the groups' counts).
+        complete: False when only the newest ``newest`` rows were read and older
+            broken rows exist.
+    """
+
+    groups: Sequence[FailureGroup]
+    rows: int
+    complete: bool
+
+    def to_dict(self) -> dict[str, object]:
+        """``{"groups": [...], "count", "complete"}``."""
+        return {
+            "groups": [group.to_dict() for group in self.groups],
+            "count": self.rows,
+            "complete": self.complete,
+        }
+
+
+@attrs.frozen(kw_only=True)
+class Timeline:
+    """``Jobs.timeline``: rows per hour around now, for charts.
+
+    Attributes:
+        now: the clock's time the hours are counted from.
+        hours: buckets on each side of now.
+        failed: rows whose failed_at falls in each of the last ``hours`` hours, oldest
+            first (``failed[-1]`` is the hour ending now).
+        scheduled: scheduled rows (the ``scheduled`` state) whose run_at falls in each of
+            the next ``hours`` hours, soonest first (``scheduled[0]`` starts now).
+    """
+
+    now: datetime
+    hours: int
+    failed: Sequence[int]
+    scheduled: Sequence[int]
+
+    def to_dict(self) -> dict[str, object]:
+        """``{"now", "hours", "failed": [...], "scheduled": [...]}``."""
+        return {
+            "now": iso(self.now),
+            "hours": self.hours,
+            "failed": list(self.failed),
+            "scheduled": list(self.scheduled),
+        }
+
+
 def error_class(message: str) -> str | None:
     """The error class a last_error message reveals, or None."""
     if message.startswith("Job failed to load:"):

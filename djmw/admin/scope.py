@@ -77,6 +77,15 @@ def _state(instance: object, attribute: object, value: object) -> None:
         raise ConfigurationError(msg)
 
 
+def _error(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        msg = f"JobFilter: error must be non-empty text to look for in last_error, got {value!r}."
+        raise ConfigurationError(msg)
+    return value
+
+
 def _older_than(value: object) -> float | None:
     from djmw.admin.durations import parse_duration  # noqa: PLC0415 - a sibling, no cycle
 
@@ -96,6 +105,8 @@ class JobFilter:
             undecodable row is named as the worker names it in its log line.
         older_than: seconds (or ``2h``, ``30d``): rows that failed, or were due, longer
             ago than this (``COALESCE(failed_at, run_at)`` before now minus it).
+        error: text that last_error contains, whatever its case, on every database
+            (``LOWER(last_error) LIKE '%text%'``).
 
     Limits: ``name`` is checked by decoding each candidate row's handler in Python,
     after a SQL ``LIKE`` prefilter on the text every such handler holds; on a big table
@@ -107,6 +118,7 @@ class JobFilter:
     queues: tuple[str | None, ...] | None = attrs.field(default=None, converter=_queues)
     name: str | None = None
     older_than: float | None = attrs.field(default=None, converter=_older_than)
+    error: str | None = attrs.field(default=None, converter=_error)
 
 
 class Liveness(Protocol):
@@ -237,6 +249,10 @@ class Scope:
             like = name_prefilter(jobs.name)
             if like is not None:
                 parts.append((f"handler LIKE {m} ESCAPE '!'", [like]))
+        if jobs.error is not None:
+            # LOWER on both sides: the same case-blind search on every database.
+            pattern = f"%{like_escape(jobs.error.lower())}%"
+            parts.append((f"LOWER(last_error) LIKE {m} ESCAPE '!'", [pattern]))
         if guarded:
             parts.append(self.not_held())
         return conjunction(parts)

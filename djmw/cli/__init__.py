@@ -1,5 +1,5 @@
 """The ``djmw`` command: ``work``, ``schema``, ``demo``; ``jobs``, ``enqueue``, ``check``
-(``djmw.cli.jobs``)."""
+(``djmw.cli.jobs``); ``web`` (``djmw.cli.web``)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from djmw.backends import open_backend, parse_url
 from djmw.cli.jobs import register as register_jobs_commands
 from djmw.cli.pool import WorkerPool, worker_names
 from djmw.cli.supervisor import Supervisor
+from djmw.cli.web import register as register_web_command
 from djmw.config import load_config, worker_from_mapping
 from djmw.errors import ConfigurationError, DjmwError
 from djmw.observe import command as observe
@@ -180,6 +181,7 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--database", default="sqlite:///demo.db")
     demo.set_defaults(run=_demo)
     register_jobs_commands(commands)
+    register_web_command(commands)
     return top
 
 

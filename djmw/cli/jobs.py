@@ -85,6 +85,7 @@ def _filter_options(parser: argparse.ArgumentParser, *, state: bool = True) -> N
         metavar="AGE",
         help="failed, or due, longer ago than this (90s, 5m, 2h, 30d)",
     )
+    parser.add_argument("--error", metavar="TEXT", help="only rows whose last_error contains TEXT")
 
 
 def _write_options(parser: argparse.ArgumentParser) -> None:
@@ -202,6 +203,7 @@ def _filter(args: argparse.Namespace, state: str | None = None) -> JobFilter:
         queues=queues,
         name=args.name,
         older_than=args.older_than,
+        error=args.error,
     )
 
 
@@ -435,7 +437,8 @@ def _check(args: argparse.Namespace) -> int:
 # -- write commands ---------------------------------------------------------------------
 def _target(args: argparse.Namespace, *, failed: bool = False) -> JobFilter | list[int]:
     filtered = failed or any(
-        value is not None for value in (args.state, args.queues, args.name, args.older_than)
+        value is not None
+        for value in (args.state, args.queues, args.name, args.older_than, args.error)
     )
     if failed and args.state not in (None, "failed"):
         msg = f"--failed selects failed rows; it cannot be combined with --state {args.state}."
@@ -446,7 +449,7 @@ def _target(args: argparse.Namespace, *, failed: bool = False) -> JobFilter | li
     if args.ids:
         return list(args.ids)
     if not filtered:
-        msg = "give row ids, or filters (--state, --queue, --name, --older-than); --state all selects every row."
+        msg = "give row ids, or filters (--state, --queue, --name, --older-than, --error); --state all selects every row."
         raise ConfigurationError(msg)
     return _filter(args, "failed" if failed else None)
 
