@@ -7,10 +7,11 @@ locked by ``b`` with attempts 1). The bound is ``dead_worker_timeout`` plus one 
 (``sleep_delay``) plus the once-a-second scan: the crash is dated at the dead worker's
 last sign of life, which is no later than the kill.
 
-Run: ``.venv/bin/python benchmarks/orphan_recovery.py [--trials 5] [--databases sqlite,mysql]
+Run: ``.venv/bin/python benchmarks/orphan_recovery.py [--trials 5] [--databases sqlite,mysql,postgresql]
 [--heartbeat-interval 1 --dead-worker-timeout 6 --sleep-delay 0.2]``; with no interval
-options, djmw's defaults (15 s, 60 s, 5 s: about a minute per trial). MariaDB on
-127.0.0.1 is what ``scripts/test`` starts.
+options, djmw's defaults (15 s, 60 s, 5 s: about a minute per trial). MariaDB and
+PostgreSQL on 127.0.0.1 are what ``scripts/test`` starts (``DJMW_TEST_PG_URL`` names the
+PostgreSQL server, as for the tests).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import psycopg
 import pymysql
 
 import djmw
@@ -35,9 +37,17 @@ ROOT = Path(__file__).resolve().parents[1]
 LONG_JOB = "--- !ruby/struct:SleepJob\nseconds: 600\n"
 
 
+PG_SERVER = os.environ.get("DJMW_TEST_PG_URL", "postgresql://djmw:djmw@127.0.0.1:5432")
+
+
 def fresh_database(dialect: str, folder: Path) -> str:
     if dialect == "sqlite":
         return f"sqlite:///{folder / 'recovery.db'}"
+    if dialect == "postgresql":
+        with psycopg.connect(f"{PG_SERVER}/djmw", autocommit=True) as conn:
+            conn.execute('DROP DATABASE IF EXISTS "djmw_bench_recovery" WITH (FORCE)')
+            conn.execute('CREATE DATABASE "djmw_bench_recovery"')
+        return f"{PG_SERVER}/djmw_bench_recovery"
     conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True)
     with conn.cursor() as cursor:
         cursor.execute("DROP DATABASE IF EXISTS djmw_bench_recovery")
@@ -92,7 +102,7 @@ def trial(url: str, options: list[str], interval: float, timeout: float) -> floa
 def main() -> None:
     cli = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     cli.add_argument("--trials", type=int, default=1)
-    cli.add_argument("--databases", default="sqlite,mysql")
+    cli.add_argument("--databases", default="sqlite,mysql,postgresql")
     cli.add_argument("--heartbeat-interval", type=float, default=15.0)
     cli.add_argument("--dead-worker-timeout", type=float, default=60.0)
     cli.add_argument("--sleep-delay", type=float, default=5.0)
@@ -119,7 +129,7 @@ def main() -> None:
                 for _ in range(args.trials)
             ]
             print(
-                f"{dialect:7} kill -9 -> job running again under a new name, {len(times)} "
+                f"{dialect:10} kill -9 -> job running again under a new name, {len(times)} "
                 f"trials: min {min(times):.2f} s, median {statistics.median(times):.2f} s, "
                 f"max {max(times):.2f} s"
             )

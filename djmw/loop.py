@@ -17,7 +17,7 @@ from typing import Literal
 
 import attrs
 
-from djmw._interrupt import raise_in_thread
+from djmw._interrupt import drain_pending, raise_in_thread
 from djmw.backends import Backend, ReserveRequest
 from djmw.chain import CallNext
 from djmw.errors import (
@@ -30,6 +30,7 @@ from djmw.errors import (
 )
 from djmw.job import Job
 from djmw.logs import job_prefix, worker_prefix
+from djmw.observe.health import Health
 from djmw.outcome import Outcome, Succeeded, error_text
 from djmw.registry import WorkerRegistry
 from djmw.rescue import CrashAccounting
@@ -74,6 +75,10 @@ class LoopSettings:
     exit_on_complete: bool
     max_reserve_errors: int
     logger: logging.Logger
+    health: Health = attrs.field(factory=Health)
+    #: Called with the worker's connection before each batch (the Pruner); errors are
+    #: logged, never fatal.
+    between_batches: Callable[[Backend], object] | None = None
 
 
 class Loop:
@@ -154,11 +159,13 @@ class Loop:
         log, prefix = self.settings.logger, self._prefix
         log.info("%s Starting job worker", prefix)
         self.status = "running"
+        self.settings.health.loop_started()
         self.recover_at_start()
         try:
             while not self._stop.is_set():
                 if self.registry is not None:
                     self.registry.poll(self._db)
+                self._between_batches()
                 started = time.monotonic()
                 succeeded, failed = self.batch(self.settings.batch_size)
                 count = succeeded + failed
@@ -173,7 +180,7 @@ class Loop:
                     self.status = "done"
                     return
                 self.status = "sleeping"
-                self._stop.wait(self.settings.sleep_delay)
+                self._db.wait_for_jobs(self.settings.sleep_delay, self._stop)
                 if self.status == "sleeping":
                     self.status = "running"
             self.status = "stopped"
@@ -187,6 +194,7 @@ class Loop:
             self.status, self.error = "crashed", exc
             raise
         finally:
+            self.settings.health.loop_ended()
             self.close()
 
     def close(self, *, clear_locks: bool = True) -> None:
@@ -233,6 +241,15 @@ class Loop:
                 )
         self.clear_locks()
 
+    def _between_batches(self) -> None:
+        task = self.settings.between_batches
+        if task is None:
+            return
+        try:
+            task(self._db)
+        except Exception as exc:  # housekeeping must never stop the worker
+            self.settings.logger.error("%s Housekeeping failed: %s", self._prefix, exc)
+
     def batch(self, num: int) -> tuple[int, int]:
         """Run up to ``num`` jobs; return ``(succeeded, failed)``."""
         succeeded = failed = 0
@@ -270,6 +287,7 @@ class Loop:
                 self._not_recorded(finished.job, exc)
             return self._reserve()
         except (BackendError, OSError) as exc:
+            self.settings.health.reserved(ok=False)
             self._reserve_errors += 1
             self.settings.logger.info("%s Error while reserving job: %s", self._prefix, exc)
             if self._reserve_errors >= self.settings.max_reserve_errors:
@@ -280,6 +298,7 @@ class Loop:
                 raise ReserveErrorsExceeded(msg) from exc
             return None
         self._reserve_errors = 0
+        self.settings.health.reserved(ok=True, busy=job is not None)
         return job
 
     def _run_chain(self, job: Job) -> Outcome:
@@ -292,7 +311,7 @@ class Loop:
         finally:
             with self._job_lock:
                 if self.interrupted and self._job_thread is not None:
-                    raise_in_thread(self._job_thread, None)  # cancel one not yet delivered
+                    drain_pending()  # cancel one not yet delivered (we are the job thread)
                 self.current_job, self._job_thread = None, None
 
     def _skip(self, job_id: int) -> None:

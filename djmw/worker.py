@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -12,6 +13,8 @@ from typing import Any, Literal
 import attrs
 
 from djmw._clock import Clock, local_now, utc_now
+from djmw.admin.durations import parse_duration
+from djmw.admin.prune import Pruner
 from djmw.backends import (
     Backend,
     ReserveRequest,
@@ -27,6 +30,7 @@ from djmw.logs import LOGGER_NAME
 from djmw.loop import Loop, LoopSettings, Status
 from djmw.middleware import LogOutcome, bind_backend, check_chain, default_middlewares
 from djmw.middleware.registered import with_registration_check
+from djmw.observe.health import Health
 from djmw.registry import RegistrySettings, WorkerRegistry
 from djmw.rescue import CrashAccounting
 from djmw.validation import (
@@ -74,6 +78,12 @@ def _handlers(instance: object, attribute: Any, value: object) -> None:
     if not isinstance(value, Handlers):
         msg = f"Worker: handlers must be a djmw.Handlers, got {type(value).__name__}."
         raise ConfigurationError(msg)
+
+
+def _optional_duration(value: object) -> float | None:
+    if value is None:
+        return None
+    return parse_duration(value, "Worker: prune_failed_after")
 
 
 def _clock_for(worker: Worker) -> Clock:
@@ -125,6 +135,11 @@ class Worker:
         dead_worker_timeout: a registered worker whose heartbeat is older than this is
             dead; its rows are rescued, the attempt charged (default 60; at least twice
             ``heartbeat_interval``).
+        prune_failed_after: delete failed rows older than this (seconds, or ``30d``);
+            None (the default) keeps them. Runs between batches, at most once per
+            ``prune_interval`` across every worker of the database (``djmw.admin.Pruner``,
+            which records its runs in the side table ``djmw_tasks``).
+        prune_interval: seconds between two prunes of the whole fleet (default 300).
     """
 
     database: str | None = attrs.field(default=None, repr=_redacted)
@@ -157,7 +172,11 @@ class Worker:
     registry_table: str | None = attrs.field(default=None, validator=optional(string))
     heartbeat_interval: float = attrs.field(default=15.0, validator=positive_number)
     dead_worker_timeout: float = attrs.field(default=60.0, validator=positive_number)
+    prune_failed_after: float | None = attrs.field(default=None, converter=_optional_duration)
+    prune_interval: float = attrs.field(default=300.0, validator=positive_number)
 
+    #: What this worker's probes answer; its loop keeps it up to date.
+    health: Health = attrs.field(factory=Health, init=False, repr=False)
     _loop: Loop | None = attrs.field(default=None, init=False)
     _thread: threading.Thread | None = attrs.field(default=None, init=False)
     _error: BaseException | None = attrs.field(default=None, init=False)
@@ -225,9 +244,20 @@ class Worker:
         bound = bind_backend(middlewares, self.connect)
         chain = compose(bound, self.handlers)
         backend = self.connect()
+        between_batches = None
         try:
             backend.check_schema()
             crash, registry = self._recovery(bound, backend)
+            if self.prune_failed_after is not None:
+                pruner = Pruner(
+                    failed_older_than=self.prune_failed_after,
+                    interval=self.prune_interval,
+                    clock=self.clock,
+                )
+                pruner.prepare(backend)
+                between_batches = functools.partial(
+                    pruner.run, worker_name=self.name, logger=self.logger
+                )
         except BaseException:
             backend.close()
             raise
@@ -239,6 +269,8 @@ class Worker:
             exit_on_complete=self.exit_on_complete,
             max_reserve_errors=self.max_reserve_errors,
             logger=self.logger,
+            health=self.health,
+            between_batches=between_batches,
         )
         self._loop = Loop(settings, backend, chain, crash=crash, registry=registry)
 

@@ -4,6 +4,7 @@ The worker processes started by ``tests/integration/test_crash_recovery.py`` imp
 ``tests.rescue_handlers:handlers``. ``DJMW_RECORD_URL`` is the database URL (MariaDB or
 SQLite) whose ``job_log`` table (``create_job_log``) receives one row per run, written
 before the job does anything else: (job id, attempts at start, pid, worker name).
+MariaDB, PostgreSQL and SQLite alike.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import threading
 import time
 from typing import Any
 
+import psycopg
 import pymysql
 
 from djmw import Handlers, Job
@@ -31,13 +33,13 @@ JOB_LOG = (
 
 def create_job_log(url: str) -> None:
     """Create the job_log table in the database at ``url``."""
+    keys = {
+        "sqlite": "integer PRIMARY KEY AUTOINCREMENT",
+        "postgresql": "bigserial PRIMARY KEY",
+        "mysql": "bigint AUTO_INCREMENT PRIMARY KEY",
+    }
     conn = _open(url)
-    key = (
-        "integer PRIMARY KEY AUTOINCREMENT"
-        if url.startswith("sqlite")
-        else ("bigint AUTO_INCREMENT PRIMARY KEY")
-    )
-    conn.cursor().execute(JOB_LOG.format(key=key))
+    conn.cursor().execute(JOB_LOG.format(key=keys[parse_url(url).dialect]))
     conn.close()
 
 
@@ -55,6 +57,15 @@ def _open(url: str) -> Any:
     parsed = parse_url(url)
     if parsed.dialect == "sqlite":
         return sqlite3.connect(parsed.path or "", timeout=30, isolation_level=None)
+    if parsed.dialect == "postgresql":
+        return psycopg.connect(
+            host=parsed.host,
+            port=parsed.port or 5432,
+            user=parsed.user,
+            password=parsed.password,
+            dbname=parsed.database,
+            autocommit=True,
+        )
     return pymysql.connect(
         host=parsed.host,
         port=parsed.port or 3306,

@@ -7,7 +7,7 @@ from typing import Literal
 
 import attrs
 
-from djmw._interrupt import raise_in_thread
+from djmw._interrupt import drain_pending, raise_in_thread
 from djmw.chain import CallNext
 from djmw.errors import ChildTimedOut, JobTimeout, TimeoutInterrupt
 from djmw.job import Job
@@ -123,15 +123,21 @@ class EnforceTimeout:
 
         timer = self._watchdog.schedule(limit, expire)
         try:
-            outcome = call_next(job)
-        except TimeoutInterrupt as exc:
-            raise JobTimeout(timeout_message(job.worker_max_run_time), job_id=job.id) from exc
+            try:
+                try:
+                    outcome = call_next(job)
+                finally:
+                    # First close the window in which expire() may still raise; until then
+                    # no Python-level lock may be taken here (an exception landing inside
+                    # Condition.__enter__ would leave the watchdog's lock held forever).
+                    with lock:
+                        running[0] = False
+                        if job.timed_out and self.mode == "interrupt":
+                            drain_pending()
+            except TimeoutInterrupt as exc:
+                raise JobTimeout(timeout_message(job.worker_max_run_time), job_id=job.id) from exc
         finally:
-            with lock:
-                running[0] = False
-                timer.cancel()
-                if job.timed_out and self.mode == "interrupt":
-                    raise_in_thread(thread_id, None)
+            timer.cancel()  # nothing can be raised into this thread any more
         if job.timed_out and self.mode == "cooperative":
             # The handler saw the flag and stopped early: its work is not done.
             raise JobTimeout(timeout_message(job.worker_max_run_time), job_id=job.id)

@@ -1,4 +1,4 @@
-"""Crash accounting and the worker registry, with real `djmw work` processes, on MariaDB and SQLite.
+"""Crash accounting and the worker registry with real `djmw work` processes, on every database.
 
 Each test starts worker processes with ``tests.rescue_handlers``, which record every run
 in a ``job_log`` table of the same database before the job does anything else, kills or

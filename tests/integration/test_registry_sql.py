@@ -1,4 +1,4 @@
-"""The worker registry's table and statements on real MariaDB and SQLite."""
+"""The worker registry's table and statements on real MariaDB, PostgreSQL and SQLite."""
 
 from __future__ import annotations
 

@@ -74,3 +74,50 @@ def test_bad_mode_fails_at_construction() -> None:
     """An unknown mode names the choices."""
     with pytest.raises(ConfigurationError, match="interrupt"):
         EnforceTimeout(mode="nope")  # type: ignore[arg-type]
+
+
+TRACED_TIMEOUT = """
+import sys, time
+from djmw.errors import JobTimeout
+from djmw.middleware.timeout import EnforceTimeout
+from djmw.testing import make_job
+
+def tracer(frame, event, arg):
+    return tracer
+
+def spin(job):
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        pass
+
+def after():
+    return "after"
+
+sys.settrace(tracer)
+try:
+    EnforceTimeout()(make_job(worker_max_run_time=1), spin)
+except JobTimeout:
+    pass
+print(after())
+"""
+
+
+def test_interrupt_leaves_no_stale_signal_under_a_tracer() -> None:
+    """After an interrupt timeout, code under sys.settrace (coverage, debuggers) goes on.
+
+    Cancelling with ``PyThreadState_SetAsyncExc(id, NULL)`` used to leave the interpreter's
+    pending-exception signal set; on CPython 3.11 the next traced function entry then
+    looped forever. The subprocess must print and exit (it is killed at 60 s otherwise).
+    """
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", TRACED_TIMEOUT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "after"
