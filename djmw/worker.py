@@ -71,6 +71,21 @@ def _handlers(instance: object, attribute: Any, value: object) -> None:
         raise ConfigurationError(msg)
 
 
+#: Why a worker without perform functions refuses to start, and how to give it some.
+NO_HANDLERS = (
+    "Worker: no perform functions are registered (handlers is empty), so this worker "
+    "has nothing to run. Give it a djmw.Handlers with at least one registered job name: "
+    '`djmw work --handlers myapp.jobs:handlers`, `handlers = "myapp.jobs:handlers"` in '
+    "the config file's [worker] table, or `Worker(handlers=handlers)` after "
+    '`@handlers.register("NewsletterJob")`.'
+)
+
+
+def _check_handlers(handlers: Handlers) -> None:
+    if not len(handlers):
+        raise ConfigurationError(NO_HANDLERS)
+
+
 def _optional_duration(value: object) -> float | None:
     if value is None:
         return None
@@ -111,10 +126,13 @@ class Worker:
         backend: a backend factory (callable returning a Backend) instead of ``database``.
         backend_options: options for the database's backend, checked by the backend
             (e.g. ``reserve_sql`` for MySQL, ``busy_timeout`` for SQLite).
-        class_aware: reserve only jobs this worker has a perform function for (filtered
-            in SQL on the handler text, confirmed after decoding); a job taken by a false
-            match is unlocked at once with attempts unchanged. For tables shared with
-            Ruby workers. Off by default.
+        unknown_jobs: what to do with rows whose job this worker has no perform function
+            for. ``skip`` (the default, class-aware reservation): reserve only jobs named in
+            ``handlers`` (filtered in SQL, confirmed after decoding) and leave every other
+            row untouched, for Ruby workers or other djmw workers; a false match is
+            unlocked at once with attempts unchanged. ``fail``: delayed_job's behaviour,
+            take every ready row and fail an unknown one permanently (``Job failed to
+            load: no perform function is registered for ...``).
         logger: where worker lines go; default the ``djmw`` logger.
         prune_failed_after: delete failed rows older than this (seconds, or ``30d``);
             None (the default) keeps them. Runs between batches, at most once per
@@ -147,7 +165,9 @@ class Worker:
     clock: Clock = attrs.field(default=attrs.Factory(_clock_for, takes_self=True))
     backend: BackendFactory | None = None
     backend_options: dict[str, Any] = attrs.field(factory=dict)
-    class_aware: bool = attrs.field(default=False, validator=boolean)
+    unknown_jobs: Literal["skip", "fail"] = attrs.field(
+        default="skip", validator=one_of(("skip", "fail"))
+    )
     logger: logging.Logger = attrs.field(factory=lambda: logging.getLogger(LOGGER_NAME))
     prune_failed_after: float | None = attrs.field(default=None, converter=_optional_duration)
     prune_interval: float = attrs.field(default=300.0, validator=positive_number)
@@ -215,7 +235,7 @@ class Worker:
             if self.middlewares is not None
             else default_middlewares(self.handlers)
         )
-        if self.class_aware:
+        if self.unknown_jobs == "skip":
             middlewares = with_registration_check(middlewares, self.handlers)
         check_chain(middlewares)
         chain = compose(bind_backend(middlewares, self.connect), self.handlers)
@@ -223,6 +243,7 @@ class Worker:
         between_batches = None
         try:
             backend.check_schema()
+            _check_handlers(self.handlers)
             if self.prune_failed_after is not None:
                 pruner = Pruner(
                     failed_older_than=self.prune_failed_after,
@@ -257,7 +278,7 @@ class Worker:
             queues=self.queues,
             min_priority=self.min_priority,
             max_priority=self.max_priority,
-            names=tuple(self.handlers) if self.class_aware else None,
+            names=tuple(self.handlers) if self.unknown_jobs == "skip" else None,
             exclude_ids=given_back,
         )
 

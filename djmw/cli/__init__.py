@@ -65,6 +65,7 @@ def _build_worker(args: argparse.Namespace, name: str) -> Worker:
         "table": args.table,
         "handlers": args.handlers,
         "max_reserve_errors": args.max_reserve_errors,
+        "unknown_jobs": args.unknown_jobs,
     }
     if args.config:
         return load_config(args.config, **overrides)
@@ -158,6 +159,12 @@ def parser() -> argparse.ArgumentParser:
         "--max-reserve-errors",
         type=_positive_int,
         help="consecutive reserve errors before exiting (default 10)",
+    )
+    work.add_argument(
+        "--unknown-jobs",
+        choices=("skip", "fail"),
+        help="rows whose job has no perform function here: skip (default) leaves them for "
+        "other workers, untouched; fail fails them at once, as delayed_job does",
     )
     work.add_argument("--process-index", type=int, help=argparse.SUPPRESS)
     observe.add_arguments(work)

@@ -82,7 +82,14 @@ def run_demo(database: str, *, out: list[str] | None = None) -> list[str]:
     chain = mw.default_middlewares(handlers)
     # Retry after one second instead of delayed_job's 6 s, so the demo ends quickly.
     chain[4] = mw.ScheduleRetry(backoff=tenacity.wait_fixed(1))
-    worker = Worker(database=database, handlers=handlers, middlewares=chain, sleep_delay=0.2)
+    # delayed_job's strict behaviour, so that the broken row shows how a bad job fails.
+    worker = Worker(
+        database=database,
+        handlers=handlers,
+        middlewares=chain,
+        sleep_delay=0.2,
+        unknown_jobs="fail",
+    )
     worker.start()
     deadline = time.monotonic() + 30
     watcher = SqliteBackend(path)

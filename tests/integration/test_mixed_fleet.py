@@ -10,7 +10,7 @@ runtime that owns it, and no row may ever show a failed attempt.
 
 delayed_job reserves every eligible row whatever its class, so the Ruby side is kept off
 the Python-only jobs by an app-side scope (``work.rb --skip-classes PyOnlyJob``); djmw's
-side is ``Worker(class_aware=True)``.
+side is a default ``Worker``, which is class-aware.
 
 Skipped without Ruby, except under CI, where the suite must not go weaker.
 """
@@ -68,7 +68,6 @@ def test_ruby_and_djmw_workers_share_one_queue(
     worker = Worker(
         database=server_url,
         handlers=Handlers({"PyOnlyJob": py_only}),
-        class_aware=True,
         name="djmw fleet",
         sleep_delay=0.1,
     )

@@ -223,12 +223,13 @@ class ArgumentError(Exception):
 # -- the test -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("class_aware", [False, True], ids=["all-jobs", "class-aware"])
-def test_every_ruby_shape_runs_in_djmw(db_url: str, tmp_path: Path, class_aware: bool) -> None:
+@pytest.mark.parametrize("unknown_jobs", ["fail", "skip"], ids=["all-jobs", "class-aware"])
+def test_every_ruby_shape_runs_in_djmw(db_url: str, tmp_path: Path, unknown_jobs: str) -> None:
     """Each shape Ruby enqueues runs once, in the right perform function, with Ruby's values.
 
-    With ``class_aware`` the reserve query keeps to handlers mentioning a registered name,
-    so this also shows that every shape's handler text matches its name's marker.
+    With ``unknown_jobs="skip"`` (the default, class-aware) the reserve query keeps to
+    handlers mentioning a registered name, so this also shows that every shape's handler
+    text matches its name's marker; ``"fail"`` takes every row, as delayed_job does.
     """
     database = rubyenv.ruby_database(db_url)
     rubyenv.create_schema(database)
@@ -301,7 +302,9 @@ def test_every_ruby_shape_runs_in_djmw(db_url: str, tmp_path: Path, class_aware:
     handlers.add("HookJob", HookJob())
 
     started = utc_now()
-    worker = Worker(database=db_url, handlers=handlers, name="djmw shapes", class_aware=class_aware)
+    worker = Worker(
+        database=db_url, handlers=handlers, name="djmw shapes", unknown_jobs=unknown_jobs
+    )
     try:
         succeeded, failed = worker.work_off(100)
     finally:
@@ -348,7 +351,7 @@ def test_every_ruby_shape_runs_in_djmw(db_url: str, tmp_path: Path, class_aware:
             database=db_url,
             handlers=handlers,
             name="djmw shapes later",
-            class_aware=class_aware,
+            unknown_jobs=unknown_jobs,
             queues=[queue for queue, _ in SCHEDULED.values()],
             clock=lambda: utc_now() + timedelta(hours=1, minutes=1),
         )
