@@ -99,15 +99,24 @@ def ready_where(request: ReserveRequest, mark: str) -> tuple[str, list[object]]:
             parts.append("queue IS NULL")
         sql += f" AND ({' OR '.join(parts) or '1 = 0'})"
     if request.names is not None:
-        likes = []
-        for name in request.names:
-            likes.append(f"handler LIKE {mark} ESCAPE '!'")
-            params.append(f"%{_like_escape(handler_marker(name))}%")
-        sql += f" AND ({' OR '.join(likes) or '1 = 0'})"
+        likes, like_params = names_like(request.names, mark)
+        sql += f" AND {likes}"
+        params.extend(like_params)
     if request.exclude_ids:
         sql += f" AND id NOT IN ({', '.join([mark] * len(request.exclude_ids))})"
         params.extend(sorted(request.exclude_ids))
     return sql, params
+
+
+def names_like(names: tuple[str, ...], mark: str) -> tuple[str, list[object]]:
+    """Return the class-aware filter on the handler text: ``(handler LIKE ... OR ...)``.
+
+    A row passes when its handler contains the marker of one of ``names``; the worker
+    confirms the name after decoding. No names: ``(1 = 0)``, nothing passes.
+    """
+    likes = [f"handler LIKE {mark} ESCAPE '!'" for _ in names]
+    params: list[object] = [f"%{_like_escape(handler_marker(name))}%" for name in names]
+    return f"({' OR '.join(likes) or '1 = 0'})", params
 
 
 def handler_marker(name: str) -> str:
