@@ -287,8 +287,9 @@ class Loop:
             self._db.unlock(job)
             self._skip(job.id)
             return JobRun("given_back")
-        except Exception as exc:
-            # Escaped the whole chain: a bug or an infrastructure error, not the job's fault.
+        except BaseException as exc:
+            # Escaped the whole chain: a bug or an infrastructure error, not the job's fault
+            # (the handler's own SystemExit and the like are failed attempts: JobAborted).
             self.settings.logger.error(
                 "%s escaped the middleware chain with %s: %s; unlocking it, attempts unchanged\n%s",
                 job_prefix(job),

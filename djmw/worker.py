@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
+import signal
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from types import FrameType
 from typing import Any, Literal
 
 import attrs
@@ -79,6 +82,26 @@ NO_HANDLERS = (
     "the config file's [worker] table, or `Worker(handlers=handlers)` after "
     '`@handlers.register("NewsletterJob")`.'
 )
+
+
+@contextlib.contextmanager
+def _ctrl_c_stops(loop: Loop) -> Iterator[None]:
+    main = threading.current_thread() is threading.main_thread()
+    if not main or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        if loop.stopping:
+            loop.interrupt()
+        else:
+            loop.stop()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _check_handlers(handlers: Handlers) -> None:
@@ -302,9 +325,18 @@ class Worker:
         return self
 
     def run(self) -> None:
-        """Run the loop in this thread until stopped or (with exit_on_complete) done."""
+        """Run the loop in this thread until stopped or (with exit_on_complete) done.
+
+        In the main thread, while SIGINT has Python's default handler, Ctrl-C stops the
+        worker gracefully (the running job finishes) and a second one interrupts the job
+        (its row is unlocked, attempts unchanged); the handler is restored on return. So a
+        ``KeyboardInterrupt`` reaching a job always comes from the job itself, and is a
+        failed attempt like any other exception (``JobAborted``).
+        """
+        loop = self._prepared()
         try:
-            self._prepared().run()
+            with _ctrl_c_stops(loop):
+                loop.run()
         except ReserveErrorsExceeded:
             if self.on_reserve_errors == "raise":
                 raise
