@@ -100,6 +100,9 @@ class Loop:
         self.interrupted = False
         self._stop = threading.Event()
         self._reserve_errors = 0
+        #: The last reserve's error, None after a reserve that worked: an empty batch
+        #: caused by an error is not an empty queue.
+        self.reserve_error: BaseException | None = None
         self._given_back: dict[int, None] = {}
         self._job_thread: int | None = None
         self._job_lock = threading.Lock()
@@ -157,7 +160,7 @@ class Loop:
                         "%s %d jobs processed at %.4f j/s, %d failed", prefix, count, rate, failed
                     )
                     continue
-                if self.settings.exit_on_complete:
+                if self.settings.exit_on_complete and self.reserve_error is None:
                     log.info("%s No more jobs available. Exiting", prefix)
                     self.status = "done"
                     return
@@ -242,6 +245,7 @@ class Loop:
             return self._reserve()
         except (BackendError, OSError) as exc:
             self.settings.health.reserved(ok=False)
+            self.reserve_error = exc
             self._reserve_errors += 1
             self.settings.logger.info("%s Error while reserving job: %s", self._prefix, exc)
             if self._reserve_errors >= self.settings.max_reserve_errors:
@@ -253,6 +257,7 @@ class Loop:
             return None
         self._reserve_errors = 0
         self.settings.health.reserved(ok=True, busy=job is not None)
+        self.reserve_error = None
         return job
 
     def _run_chain(self, job: Job) -> Outcome:

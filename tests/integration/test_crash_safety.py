@@ -20,6 +20,7 @@ import pytest
 
 from djmw.backends import open_backend
 from djmw.backends.base import SqlBackend
+from djmw.backends.mysql import MysqlBackend
 from tests.crash_handlers import create_job_log, runs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,3 +128,55 @@ def test_a_handlers_exit_is_a_failed_attempt_and_the_worker_goes_on(
         assert f"FAILED (0 prior attempts) with {line}" in text
     assert "restarting" not in text
     assert "exited with" not in text
+
+
+# -- reserve errors are not an empty queue (item 7) -----------------------------------------
+def _refuse_updates(db: SqlBackend) -> None:
+    """Make every UPDATE of delayed_jobs fail, as on a read-only database."""
+    if isinstance(db, MysqlBackend):
+        db._execute(
+            "CREATE TRIGGER djmw_test_read_only BEFORE UPDATE ON delayed_jobs FOR EACH ROW "
+            "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'the table is read-only'"
+        )
+    else:
+        db._execute(
+            "CREATE TRIGGER djmw_test_read_only BEFORE UPDATE ON delayed_jobs "
+            "BEGIN SELECT RAISE(ABORT, 'the table is read-only'); END"
+        )
+
+
+def test_exit_on_complete_with_reserve_errors_exits_non_zero(
+    url: str, db: SqlBackend, tmp_path: Path
+) -> None:
+    """--exit-on-complete on a table that cannot be written: the reserve errors are logged,
+    never read as an empty queue; the worker exits 1 with the job still pending."""
+    job_id = db.enqueue("--- !ruby/struct:NoopJob\nn: 1\n")
+    _refuse_updates(db)
+    log = tmp_path / "work.log"
+    args = ["--exit-on-complete", "--sleep-delay", "0.1", "--max-reserve-errors", "3"]
+    assert finish(djmw(url, *args, log=log)) == 1
+    text = log.read_text()
+    assert text.count("Error while reserving job") == 3
+    assert "the table is read-only" in text
+    assert "No more jobs available" not in text
+    row = db.job(job_id)
+    assert row is not None
+    assert (row.attempts, row.locked_by) == (0, None)
+    assert runs(url) == []
+
+
+def test_exit_on_complete_waits_out_a_passing_reserve_error(
+    url: str, db: SqlBackend, tmp_path: Path
+) -> None:
+    """A reserve error that passes does not end an --exit-on-complete run early: once the
+    table can be written again the job runs, and then the worker exits 0."""
+    job_id = db.enqueue("--- !ruby/struct:NoopJob\nn: 1\n")
+    _refuse_updates(db)
+    log = tmp_path / "work.log"
+    proc = djmw(url, "--exit-on-complete", "--sleep-delay", "0.1", log=log)
+    wait_for(lambda: "Error while reserving job" in log.read_text(), 30, "a reserve error")
+    db._execute("DROP TRIGGER djmw_test_read_only")
+    assert finish(proc) == 0
+    assert [job for job, _, _, _ in runs(url)] == [job_id]
+    assert db.job(job_id) is None
+    assert "No more jobs available. Exiting" in log.read_text()
