@@ -98,6 +98,9 @@ class Loop:
         self.error: BaseException | None = None
         self.current_job: Job | None = None
         self.interrupted = False
+        #: Jobs this loop ran, by verdict, over all its batches.
+        self.succeeded = 0
+        self.failed = 0
         self._stop = threading.Event()
         self._reserve_errors = 0
         #: The last reserve's error, None after a reserve that worked: an empty batch
@@ -142,17 +145,24 @@ class Loop:
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> None:
-        """Run until stopped, done (exit_on_complete) or crashed; closes the connection."""
+        """Run until stopped, done (exit_on_complete) or crashed; closes the connection.
+
+        Every way out logs one line saying why: ``Exiting...`` (stopped), ``No more jobs
+        available. Exiting`` (done), ``Exiting: interrupted by a hard shutdown``, or
+        ``Exiting: ...`` with the error that crashed it (status ``crashed``, ``error`` set).
+        """
         log, prefix = self.settings.logger, self._prefix
         log.info("%s Starting job worker", prefix)
         self.status = "running"
         self.settings.health.loop_started()
-        self.clear_locks()
         try:
+            self.clear_locks()
             while not self._stop.is_set():
                 self._between_batches()
                 started = time.monotonic()
                 succeeded, failed = self.batch(self.settings.batch_size)
+                self.succeeded += succeeded
+                self.failed += failed
                 count = succeeded + failed
                 if count:
                     rate = count / max(time.monotonic() - started, 1e-9)
@@ -171,12 +181,20 @@ class Loop:
             self.status = "stopped"
         except WorkerShutdown:
             self.status = "stopped"
+            log.info("%s Exiting: interrupted by a hard shutdown", prefix)
         except ReserveErrorsExceeded as exc:
             self.status, self.error = "crashed", exc
             log.error("%s Exiting: %s", prefix, exc)
             raise
         except BaseException as exc:
             self.status, self.error = "crashed", exc
+            log.error(
+                "%s Exiting: the worker crashed with %s: %s\n%s",
+                prefix,
+                type(exc).__name__,
+                exc,
+                error_text(exc),
+            )
             raise
         finally:
             self.settings.health.loop_ended()
@@ -188,14 +206,17 @@ class Loop:
             return
         if clear_locks:
             self.clear_locks()
-        self.backend.close()
-        self.backend = None
+        backend, self.backend = self.backend, None
+        try:
+            backend.close()
+        except Exception as exc:  # closing must not hide why the loop ended
+            self.settings.logger.error("%s Could not close the connection: %s", self._prefix, exc)
 
     def clear_locks(self) -> None:
         """delayed_job's ClearLocks for this worker's name; logs instead of raising."""
         try:
             self._db.clear_locks(self.settings.name)
-        except DjmwError as exc:
+        except Exception as exc:  # a broken database is reported by the reserve that follows
             self.settings.logger.error("%s Could not clear locks: %s", self._prefix, exc)
 
     def _between_batches(self) -> None:

@@ -200,6 +200,7 @@ class Worker:
     _loop: Loop | None = attrs.field(default=None, init=False)
     _thread: threading.Thread | None = attrs.field(default=None, init=False)
     _error: BaseException | None = attrs.field(default=None, init=False)
+    _final_totals: tuple[int, int] = attrs.field(default=(0, 0), init=False)
 
     # -- state ------------------------------------------------------------------------------
     @property
@@ -223,6 +224,13 @@ class Worker:
         return self._loop.current_job if self._loop is not None else None
 
     @property
+    def totals(self) -> tuple[int, int]:
+        """Jobs the running loop has run so far: (succeeded, failed)."""
+        if self._loop is None:
+            return self._final_totals
+        return (self._loop.succeeded, self._loop.failed)
+
+    @property
     def stopping(self) -> bool:
         """True once stop() was called."""
         return self._loop is not None and self._loop.stopping
@@ -242,8 +250,14 @@ class Worker:
         """Open a new connection to this worker's database (what ``backend`` gives, if set)."""
         if self.backend is not None:
             return self.backend()
+        # A worker never creates a database: a mistyped SQLite path must fail, not leave
+        # an empty file behind.
         return open_backend(
-            self.database, table=self.table, clock=self.clock, **self.backend_options
+            self.database,
+            table=self.table,
+            clock=self.clock,
+            create=False,
+            **self.backend_options,
         )
 
     def prepare(self) -> None:
@@ -379,4 +393,5 @@ class Worker:
         """
         if self._loop is not None:
             self._loop.close(clear_locks=clear_locks)
+            self._final_totals = (self._loop.succeeded, self._loop.failed)
             self._loop = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import attrs
@@ -72,14 +73,19 @@ class ReserveRequest:
         return self.now - timedelta(seconds=self.max_run_time)
 
 
-def ready_where(request: ReserveRequest, mark: str) -> tuple[str, list[object]]:
+def ready_where(
+    request: ReserveRequest, mark: str, time_column: Callable[[str], str] = str
+) -> tuple[str, list[object]]:
     """Return delayed_job's eligibility predicate and filters, with ``mark`` placeholders.
 
     ``((run_at <= now AND (locked_at IS NULL OR locked_at < now - mrt)) OR locked_by = name)
     AND failed_at IS NULL`` then ``priority >= min``, ``priority <= max``, ``queue IN (...)``.
+    ``time_column`` gives the expression a time column is compared through (SQLite
+    normalises text times written with an ISO ``T``).
     """
+    run_at, locked_at = time_column("run_at"), time_column("locked_at")
     sql = (
-        f"((run_at <= {mark} AND (locked_at IS NULL OR locked_at < {mark})) "
+        f"(({run_at} <= {mark} AND (locked_at IS NULL OR {locked_at} < {mark})) "
         f"OR locked_by = {mark}) AND failed_at IS NULL"
     )
     params: list[object] = [request.now, request.expired_before, request.worker_name]

@@ -21,6 +21,7 @@ from djmw.backends._sql import (
 )
 from djmw.errors import BackendError, ConfigurationError, OutcomeNotRecorded
 from djmw.job import Job
+from djmw.logs import job_label
 from djmw.outcome import Failed, Outcome, Rescheduled, Succeeded, error_text
 
 logger = logging.getLogger("djmw.backend")
@@ -257,6 +258,10 @@ class SqlBackend(abc.ABC):
         """Convert a naive datetime used in a comparison (full precision by default)."""
         return self._stamp(value)
 
+    def _time_column(self, column: str) -> str:
+        """The expression a time column is compared through in the reserve predicate."""
+        return column
+
     def _time(self, value: object) -> datetime | None:
         """Convert a stored time value back to a naive datetime."""
         return value if isinstance(value, datetime) else None
@@ -301,7 +306,7 @@ class SqlBackend(abc.ABC):
 
     def where(self, request: ReserveRequest) -> tuple[str, list[object]]:
         """Return delayed_job's eligibility predicate with this dialect's parameters."""
-        sql, params = ready_where(request, self.mark)
+        sql, params = ready_where(request, self.mark, self._time_column)
         return sql, [self._compare(p) if isinstance(p, datetime) else p for p in params]
 
     # -- writing ------------------------------------------------------------------------
@@ -465,7 +470,7 @@ def lost_lock(job: Job) -> None:
     logger.warning(
         "Job %s (id=%s): the row is no longer locked by %s; its outcome was not "
         "recorded (another worker took the expired lock, or the row was deleted).",
-        job.display_name,
+        job_label(job),
         job.id,
         job.locked_by,
     )

@@ -474,7 +474,11 @@ class MysqlBackend(SqlBackend):
     # -- schema -----------------------------------------------------------------------
     def create_schema(self) -> None:
         """Create the delayed_jobs table and index as delayed_job_active_record does."""
-        self._execute(SCHEMA.format(table=self.table))
+        try:
+            self._execute(SCHEMA.format(table=self.table))
+        except pymysql.err.MySQLError as exc:
+            msg = f"cannot create the table {self.table!r}: {exc.args[-1] if exc.args else exc}"
+            raise BackendError(msg) from exc
 
     def check_schema(self) -> None:
         """Check the table once at start; learn column precision and last_error's size."""
@@ -511,4 +515,9 @@ class MysqlBackend(SqlBackend):
                 "Class-aware claims still work without it (they filter on the handler text)."
             )
             raise ConfigurationError(msg)
-        self._execute(name_key_schema(self.table))
+        try:
+            self._execute(name_key_schema(self.table))
+        except pymysql.err.MySQLError as exc:
+            reason = exc.args[-1] if exc.args else exc
+            msg = f"cannot add the job-name index to {self.table!r}: {reason}"
+            raise BackendError(msg) from exc

@@ -669,6 +669,8 @@ def test_a_stolen_lock_drops_the_outcome(
     assert (row.locked_by, row.attempts, row.last_error) == ("thief", 0, None)
     assert db.job(after) is None
     assert "no longer locked by host:test pid:1" in caplog.text
+    # The warning names the job, although it is written from the row as reserved.
+    assert f"Job SlowJob (id={stolen}): the row is no longer locked" in caplog.text
 
 
 def _columns(db: SqlBackend, job_id: int) -> tuple[object, ...]:

@@ -9,80 +9,19 @@ to the whole process group, crashing children, reserve errors.
 from __future__ import annotations
 
 import os
+import re
 import signal
-import subprocess
-import sys
+import sqlite3
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from crash_handlers import runs
+from procs import children, finish, wait_for, work
 
 from djmw.backends import open_backend
 from djmw.backends.base import SqlBackend
 from djmw.backends.mysql import MysqlBackend
-from tests.crash_handlers import create_job_log, runs
-
-ROOT = Path(__file__).resolve().parents[2]
-HANDLERS = "tests.crash_handlers:handlers"
-
-
-@pytest.fixture
-def url(db_url: str) -> str:
-    """A database (MariaDB, then SQLite) with delayed_jobs and the job_log side table."""
-    backend = open_backend(db_url)
-    backend.create_schema()
-    backend.close()
-    create_job_log(db_url)
-    return db_url
-
-
-@pytest.fixture
-def db(url: str) -> Iterator[SqlBackend]:
-    """A connection to ``url`` for the test's own reads and inserts."""
-    backend = open_backend(url)
-    try:
-        yield backend
-    finally:
-        backend.close()
-
-
-def djmw(
-    url: str, *args: str, log: Path, handlers: str | None = HANDLERS
-) -> subprocess.Popen[bytes]:
-    """Start ``djmw work`` on ``url`` in its own process group, logging to ``log``."""
-    env = {**os.environ, "DJMW_RECORD_URL": url, "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-m", "djmw", "work", "--database", url]
-    if handlers is not None:
-        command += ["--handlers", handlers]
-    with log.open("ab") as out:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(
-            [*command, *args],
-            env=env,
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            process_group=0,
-        )
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def finish(proc: subprocess.Popen[bytes], timeout: float = 60) -> int:
-    """Wait for ``proc``; on a timeout kill its whole group and fail."""
-    try:
-        return proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        pytest.fail(f"djmw work did not exit within {timeout} s")
-
 
 EXITS = {
     "exit3": "SystemExit: 3",
@@ -110,7 +49,7 @@ def _check_exit_rows(db: SqlBackend, rows: dict[str, int], url: str) -> None:
 
 @pytest.mark.parametrize("processes", ["1", "2"])
 def test_a_handlers_exit_is_a_failed_attempt_and_the_worker_goes_on(
-    url: str, db: SqlBackend, tmp_path: Path, processes: str
+    proc_url: str, db: SqlBackend, tmp_path: Path, processes: str
 ) -> None:
     """sys.exit(3), KeyboardInterrupt and GeneratorExit in handlers: each job is charged one
     attempt with last_error naming the class, rescheduled, and the worker runs every other
@@ -119,10 +58,10 @@ def test_a_handlers_exit_is_a_failed_attempt_and_the_worker_goes_on(
     others = [db.enqueue(f"--- !ruby/struct:NoopJob\nn: {n}\n") for n in range(20)]
     log = tmp_path / "work.log"
     args = ["--exit-on-complete", "--sleep-delay", "0.2", "--processes", processes]
-    assert finish(djmw(url, *args, log=log)) == 0
+    assert finish(work(proc_url, *args, log=log)) == 0
     text = log.read_text()
-    _check_exit_rows(db, rows, url)
-    noop_runs = [job_id for job_id, _, _, _ in runs(url) if job_id in others]
+    _check_exit_rows(db, rows, proc_url)
+    noop_runs = [job_id for job_id, _, _, _ in runs(proc_url) if job_id in others]
     assert sorted(noop_runs) == others
     for line in EXITS.values():
         assert f"FAILED (0 prior attempts) with {line}" in text
@@ -146,7 +85,7 @@ def _refuse_updates(db: SqlBackend) -> None:
 
 
 def test_exit_on_complete_with_reserve_errors_exits_non_zero(
-    url: str, db: SqlBackend, tmp_path: Path
+    proc_url: str, db: SqlBackend, tmp_path: Path
 ) -> None:
     """--exit-on-complete on a table that cannot be written: the reserve errors are logged,
     never read as an empty queue; the worker exits 1 with the job still pending."""
@@ -154,7 +93,7 @@ def test_exit_on_complete_with_reserve_errors_exits_non_zero(
     _refuse_updates(db)
     log = tmp_path / "work.log"
     args = ["--exit-on-complete", "--sleep-delay", "0.1", "--max-reserve-errors", "3"]
-    assert finish(djmw(url, *args, log=log)) == 1
+    assert finish(work(proc_url, *args, log=log)) == 1
     text = log.read_text()
     assert text.count("Error while reserving job") == 3
     assert "the table is read-only" in text
@@ -162,21 +101,109 @@ def test_exit_on_complete_with_reserve_errors_exits_non_zero(
     row = db.job(job_id)
     assert row is not None
     assert (row.attempts, row.locked_by) == (0, None)
-    assert runs(url) == []
+    assert runs(proc_url) == []
 
 
 def test_exit_on_complete_waits_out_a_passing_reserve_error(
-    url: str, db: SqlBackend, tmp_path: Path
+    proc_url: str, db: SqlBackend, tmp_path: Path
 ) -> None:
     """A reserve error that passes does not end an --exit-on-complete run early: once the
     table can be written again the job runs, and then the worker exits 0."""
     job_id = db.enqueue("--- !ruby/struct:NoopJob\nn: 1\n")
     _refuse_updates(db)
     log = tmp_path / "work.log"
-    proc = djmw(url, "--exit-on-complete", "--sleep-delay", "0.1", log=log)
+    proc = work(proc_url, "--exit-on-complete", "--sleep-delay", "0.1", log=log)
     wait_for(lambda: "Error while reserving job" in log.read_text(), 30, "a reserve error")
     db._execute("DROP TRIGGER djmw_test_read_only")
     assert finish(proc) == 0
-    assert [job for job, _, _, _ in runs(url)] == [job_id]
+    assert [job for job, _, _, _ in runs(proc_url)] == [job_id]
     assert db.job(job_id) is None
     assert "No more jobs available. Exiting" in log.read_text()
+
+
+# -- every way out says why; the supervisor backs off and gives up (item 6) -----------------
+def test_repeated_child_crashes_back_off_then_the_supervisor_gives_up(
+    proc_url: str, db: SqlBackend, tmp_path: Path
+) -> None:
+    """Children that die at once (every reserve fails, --max-reserve-errors 1) are
+    restarted after 1 s, then 2 s, each crash logged with its exit status and the child's
+    own reason; at the 4th crash within the window the supervisor stops and exits 1."""
+    db.enqueue("--- !ruby/struct:NoopJob\nn: 1\n")
+    _refuse_updates(db)
+    log = tmp_path / "work.log"
+    args = ["--processes", "2", "--sleep-delay", "0.1", "--max-reserve-errors", "1"]
+    args += ["--max-crashes", "4", "--crash-window", "120"]
+    assert finish(work(proc_url, *args, log=log), timeout=120) == 1
+    text = log.read_text()
+    crashes = re.findall(r"worker process \d \(pid \d+\) exited with status 1 after", text)
+    assert len(crashes) == 4
+    delays = re.findall(r"restarting it in (\d+) s \(crash (\d) of 4 allowed within 120 s\)", text)
+    assert [crash for _, crash in delays] == ["1", "2", "3"]
+    assert {delay for delay, _ in delays} == {"1", "2"}  # doubled for a child's 2nd crash
+    assert "4 crashes within 120 s: stopping the other worker processes and exiting" in text
+    reasons = "Exiting: 1 consecutive reserve errors; the last was: "
+    assert text.count(reasons) >= 4
+    assert "Fleet of 2 worker processes (" in text
+
+
+def test_a_killed_child_is_restarted_and_the_fleet_totals_count_every_job(
+    proc_url: str, db: SqlBackend, tmp_path: Path
+) -> None:
+    """kill -9 of a child: the supervisor says how it died and restarts it after 1 s; at
+    the end it logs the fleet's totals over every child it started, and exits 0."""
+    ids = [db.enqueue(f"--- !ruby/struct:NoopJob\nn: {n}\n") for n in range(20)]
+    log = tmp_path / "work.log"
+    proc = work(proc_url, "--processes", "2", "--sleep-delay", "0.1", log=log)
+    wait_for(lambda: len(runs(proc_url)) == 20, 60, "every job to run")
+    time.sleep(1)  # the children report their totals every 0.1 s
+    victim = children(proc.pid)[0]
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: log.read_text().count("Starting job worker") == 3, 60, "the restart")
+    proc.send_signal(signal.SIGTERM)
+    assert finish(proc) == 0, log.read_text()
+    text = log.read_text()
+    assert f"(pid {victim}) was killed by signal 9 (SIGKILL) after" in text
+    assert "restarting it in 1 s (crash 1 of 10 allowed within 300 s)" in text
+    assert "Fleet of 2 worker processes (3 started, " in text
+    assert "): 20 jobs processed, 20 succeeded, 0 failed" in text
+    assert sorted(job for job, _, _, _ in runs(proc_url)) == ids
+
+
+def _damage(path: str) -> None:
+    """Overwrite the root pages of delayed_jobs and its index: 'disk image is malformed'."""
+    conn = sqlite3.connect(path)
+    roots = [r[0] for r in conn.execute("SELECT rootpage FROM sqlite_master WHERE rootpage > 0")]
+    size = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    with open(path, "r+b") as file:
+        for root in roots:
+            file.seek(size * (root - 1))
+            file.write(b"\xff" * size)
+
+
+def test_a_damaged_sqlite_file_ends_the_worker_with_its_cause(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """A malformed SQLite page: the worker logs each reserve error, then one line saying
+    why it exits, and exits 1 (it used to exit 1 saying nothing)."""
+    backend = open_backend(sqlite_url)
+    backend.create_schema()
+    for n in range(200):
+        backend.enqueue(f"--- !ruby/struct:NoopJob\nn: {n}\n")
+    backend.close()
+    _damage(sqlite_url.removeprefix("sqlite:///"))
+    log = tmp_path / "work.log"
+    args = ["--exit-on-complete", "--sleep-delay", "0.1", "--max-reserve-errors", "2"]
+    assert finish(work(sqlite_url, *args, log=log)) == 1
+    text = log.read_text()
+    assert (
+        text.count(
+            "Error while reserving job: SQLite reserve failed: database disk image is malformed"
+        )
+        == 2
+    )
+    assert (
+        "Exiting: 2 consecutive reserve errors; the last was: SQLite reserve failed: "
+        "database disk image is malformed" in text
+    )

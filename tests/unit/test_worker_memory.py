@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from djmw import ConfigurationError, Handlers, Worker
@@ -123,3 +125,34 @@ def test_a_successful_reserve_resets_the_error_count() -> None:
     results = [worker.work_off(1) for _ in range(6)]
     assert results == [(0, 0), (0, 0), (1, 0), (0, 0), (0, 0), (1, 0)]
     assert worker.status != "crashed"
+
+
+def test_a_crash_sets_status_and_error_and_says_why(caplog: pytest.LogCaptureFixture) -> None:
+    """Any error that ends the loop (here a driver error the backend did not wrap) leaves
+    status ``crashed``, ``error`` set, and one log line with the cause; never ``running``
+    after join()."""
+    from djmw.backends import ReserveRequest
+
+    class Broken(InMemoryBackend):
+        def reserve(self, request: ReserveRequest) -> Job | None:
+            raise RuntimeError("the database file is damaged")
+
+    backend = Broken(clock=ManualClock())
+    backend.enqueue(STRUCT.format("J"))
+    worker = Worker(
+        handlers=Handlers({"J": lambda job: None}),
+        backend=backend.factory(),
+        clock=backend.clock,
+        name="w",
+    )
+    with caplog.at_level(logging.INFO, "djmw"):
+        worker.start()
+        worker.join(10)
+    assert not worker.alive
+    assert worker.status == "crashed"
+    assert isinstance(worker.error, RuntimeError)
+    lines = [r.getMessage() for r in caplog.records if "Exiting" in r.getMessage()]
+    assert len(lines) == 1
+    assert lines[0].startswith(
+        "[Worker(w)] Exiting: the worker crashed with RuntimeError: the database file is damaged"
+    )
