@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from crash_handlers import runs
-from procs import ROOT, finish, wait_for, work
+from procs import ROOT, children, finish, wait_for, work
 
 from djmw.backends.base import SqlBackend
 
@@ -110,10 +110,11 @@ def test_sigquit_stops_at_once(
 def test_a_signal_while_the_children_start_is_graceful(
     proc_url: str, db: SqlBackend, tmp_path: Path, signum: int
 ) -> None:
-    """A group signal sent the moment the fleet starts, while the children are still
-    loading Python: nobody dies half-way with a traceback, nothing is restarted, exit 0."""
+    """A group signal sent the moment the children exist, while they are still loading
+    Python: nobody dies half-way with a traceback, nothing is restarted, exit 0."""
     log = tmp_path / "work.log"
     proc = work(proc_url, "--processes", "2", "--sleep-delay", "0.1", log=log)
+    wait_for(lambda: len(children(proc.pid)) == 2, 60, "the supervisor to start its children")
     os.killpg(proc.pid, signum)
     assert finish(proc) == 0, log.read_text()
     text = log.read_text()
