@@ -16,6 +16,7 @@ DjmwError
     ├── ChildProcessFailed    process mode: the child died without a result (retryable)
     ├── ChildTimedOut         process mode: the child was killed at the limit
     ├── WorkerDied            the worker running the job died; charged by the worker that found it
+    ├── JobAborted            the handler raised SystemExit, KeyboardInterrupt, ... (retryable)
     ├── AttemptFailed         CountAttempts' record of one charged failed attempt
     │   └── PermanentAttemptFailed  ...whose handler raised a PermanentJobError
     └── PermanentJobError     never retried; MarkFailed turns it into Failed
@@ -240,8 +241,9 @@ class ChildJobError(JobError):
     instead. ``type(error).__name__`` is the original class's name (a subclass of
     ChildJobError is made per name), so the FAILED log line reads ``MyError: message``;
     ``str(error)`` is the original message and ``last_error`` lists the child's frames.
-    A ``BaseException`` that is not an ``Exception`` (``SystemExit``, ``KeyboardInterrupt``)
-    also arrives as a ChildJobError: in the child it ends the job, never the worker.
+    A ``BaseException`` that is not an ``Exception`` raised by the handler arrives as a
+    JobAborted, as in the other modes; one raised by a middleware inside EnforceTimeout
+    arrives as a ChildJobError: in the child it ends the job, never the worker.
 
     Attributes:
         class_name: the original exception's qualified class name.
@@ -290,6 +292,31 @@ class ChildProcessFailed(JobError):
     kernel's OOM killer, a segfault in a C extension, a ``kill``), or ``... exited with
     status 3 without sending a result`` (``os._exit`` in the handler).
     """
+
+
+class JobAborted(JobError):
+    """The handler raised a BaseException that is not an Exception: an ordinary failed attempt.
+
+    ``sys.exit(3)``, ``raise KeyboardInterrupt``, ``GeneratorExit`` or any other
+    ``BaseException`` raised by a perform function or its hooks would otherwise end the
+    worker and leave the job to kill the next worker the same way. The Handlers step turns
+    it into this error, which every middleware handles as a failure: attempts + 1,
+    rescheduled by the backoff, logged, and the worker goes on. Only the worker's own
+    ``WorkerShutdown`` passes through.
+
+    ``str()`` is ``<Class>: <message>`` (``SystemExit: 3``, ``KeyboardInterrupt``), so
+    ``last_error`` and the FAILED log line start with the original class; the original
+    exception is ``__cause__`` and the traceback is the handler's.
+    """
+
+    @classmethod
+    def wrapping(cls, error: BaseException, *, job_id: int | None = None) -> JobAborted:
+        """Return the JobAborted for ``error``, with ``error``'s traceback."""
+        text = error_message(error)
+        name = type(error).__name__
+        aborted = cls(f"{name}: {text}" if text else name, job_id=job_id)
+        aborted.__cause__ = error
+        return aborted.with_traceback(error.__traceback__)
 
 
 class ChildTimedOut(JobError):

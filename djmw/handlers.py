@@ -18,7 +18,13 @@ import inspect
 from collections.abc import Callable, Iterator, Mapping
 from typing import TypeVar, cast
 
-from djmw.errors import ConfigurationError, PayloadDecodeError, UnknownJobError
+from djmw.errors import (
+    ConfigurationError,
+    JobAborted,
+    PayloadDecodeError,
+    UnknownJobError,
+    WorkerShutdown,
+)
 from djmw.job import Job
 
 T = TypeVar("T")
@@ -114,7 +120,18 @@ class Handlers:
             PayloadDecodeError: the handler could not be decoded (``job.load_error``), or the
                 chain has no DecodeYAML.
             UnknownJobError: no target is registered under ``job.name``.
+            JobAborted: perform or a hook raised a BaseException that is not an Exception
+                (``sys.exit()``, ``KeyboardInterrupt``, ``GeneratorExit``); a failed
+                attempt like any other. Only ``WorkerShutdown`` passes through as it is.
         """
+        try:
+            return self._run(job)
+        except (Exception, WorkerShutdown):
+            raise
+        except BaseException as exc:
+            raise JobAborted.wrapping(exc, job_id=job.id) from exc
+
+    def _run(self, job: Job) -> object:
         if job.load_error is not None:
             raise job.load_error
         if job.name is None:
@@ -132,7 +149,7 @@ class Handlers:
             return perform(job)
         try:
             _call_hook(target, _BEFORE_HOOKS, job)
-            result = perform(job)
+            result = _aborting(perform, job)
             _call_hook(target, _SUCCESS_HOOKS, job)
         except Exception as exc:
             _call_hook(target, _ERROR_HOOKS, job, exc)
@@ -140,6 +157,16 @@ class Handlers:
         finally:
             _call_hook(target, _AFTER_HOOKS, job)
         return result
+
+
+def _aborting(perform: Callable[[Job], object], job: Job) -> object:
+    # Inside the hooks, so that error(job, exc) sees a sys.exit() as the failure it is.
+    try:
+        return perform(job)
+    except (Exception, WorkerShutdown):
+        raise
+    except BaseException as exc:
+        raise JobAborted.wrapping(exc, job_id=job.id) from exc
 
 
 def _perform_of(target: object) -> Callable[[Job], object]:

@@ -2,7 +2,8 @@
 
 delayed_job writes every line under ``[Worker(<name>)]``; the helpers here build those
 prefixes, so that the worker, LogOutcome and the supervisor say the same thing.
-This module imports nothing from djmw but ``errors`` and ``job``: any layer may use it.
+This module imports nothing from djmw but ``errors``, ``job`` and ``ruby.payload``: any
+layer may use it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 
 from djmw.errors import ConfigurationError
 from djmw.job import Job
+from djmw.ruby.payload import handler_name
 
 #: The logger djmw writes job and worker lines to.
 LOGGER_NAME = "djmw"
@@ -27,9 +29,18 @@ def as_logger(value: object) -> logging.Logger:
 
 
 def job_prefix(job: Job) -> str:
-    """Return ``[Worker(<name>)] Job <name> (id=<id>)[ (queue=<q>)]`` as delayed_job's job_say."""
+    """Return ``[Worker(<name>)] Job <name> (id=<id>)[ (queue=<q>)]`` as delayed_job's job_say.
+
+    A job not decoded yet (the row as reserved, in the loop's own lines) is named from
+    its handler, as the chain names it.
+    """
     queue = f" (queue={job.queue})" if job.queue is not None else ""
-    return f"[Worker({job.locked_by})] Job {job.display_name} (id={job.id}){queue}"
+    return f"[Worker({job.locked_by})] Job {job_label(job)} (id={job.id}){queue}"
+
+
+def job_label(job: Job) -> str:
+    """Return the job's display name: ``job.name`` once decoded, else from its handler."""
+    return job.name if job.name is not None else handler_name(job.handler)
 
 
 def worker_prefix(worker_name: str) -> str:

@@ -114,8 +114,14 @@ class Loop:
         self.error: BaseException | None = None
         self.current_job: Job | None = None
         self.interrupted = False
+        #: Jobs this loop ran, by verdict, over all its batches.
+        self.succeeded = 0
+        self.failed = 0
         self._stop = threading.Event()
         self._reserve_errors = 0
+        #: The last reserve's error, None after a reserve that worked: an empty batch
+        #: caused by an error is not an empty queue.
+        self.reserve_error: BaseException | None = None
         self._given_back: dict[int, None] = {}
         self._job_thread: int | None = None
         self._job_lock = threading.Lock()
@@ -155,19 +161,26 @@ class Loop:
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> None:
-        """Run until stopped, done (exit_on_complete) or crashed; closes the connection."""
+        """Run until stopped, done (exit_on_complete) or crashed; closes the connection.
+
+        Every way out logs one line saying why: ``Exiting...`` (stopped), ``No more jobs
+        available. Exiting`` (done), ``Exiting: interrupted by a hard shutdown``, or
+        ``Exiting: ...`` with the error that crashed it (status ``crashed``, ``error`` set).
+        """
         log, prefix = self.settings.logger, self._prefix
         log.info("%s Starting job worker", prefix)
         self.status = "running"
         self.settings.health.loop_started()
-        self.recover_at_start()
         try:
+            self.recover_at_start()
             while not self._stop.is_set():
                 if self.registry is not None:
                     self.registry.poll(self._db)
                 self._between_batches()
                 started = time.monotonic()
                 succeeded, failed = self.batch(self.settings.batch_size)
+                self.succeeded += succeeded
+                self.failed += failed
                 count = succeeded + failed
                 if count:
                     rate = count / max(time.monotonic() - started, 1e-9)
@@ -175,7 +188,7 @@ class Loop:
                         "%s %d jobs processed at %.4f j/s, %d failed", prefix, count, rate, failed
                     )
                     continue
-                if self.settings.exit_on_complete:
+                if self.settings.exit_on_complete and self.reserve_error is None:
                     log.info("%s No more jobs available. Exiting", prefix)
                     self.status = "done"
                     return
@@ -186,12 +199,20 @@ class Loop:
             self.status = "stopped"
         except WorkerShutdown:
             self.status = "stopped"
+            log.info("%s Exiting: interrupted by a hard shutdown", prefix)
         except ReserveErrorsExceeded as exc:
             self.status, self.error = "crashed", exc
             log.error("%s Exiting: %s", prefix, exc)
             raise
         except BaseException as exc:
             self.status, self.error = "crashed", exc
+            log.error(
+                "%s Exiting: the worker crashed with %s: %s\n%s",
+                prefix,
+                type(exc).__name__,
+                exc,
+                error_text(exc),
+            )
             raise
         finally:
             self.settings.health.loop_ended()
@@ -206,8 +227,11 @@ class Loop:
             # A worker whose locks could not be cleared stays registered: once its
             # heartbeat is old, another worker rescues them.
             self.registry.stop(self.backend, unregister=cleared)
-        self.backend.close()
-        self.backend = None
+        backend, self.backend = self.backend, None
+        try:
+            backend.close()
+        except Exception as exc:  # closing must not hide why the loop ended
+            self.settings.logger.error("%s Could not close the connection: %s", self._prefix, exc)
 
     def clear_locks(self) -> bool:
         """delayed_job's ClearLocks for this worker's name; logs instead of raising.
@@ -216,7 +240,7 @@ class Loop:
         """
         try:
             self._db.clear_locks(self.settings.name)
-        except DjmwError as exc:
+        except Exception as exc:  # a broken database is reported by the reserve that follows
             self.settings.logger.error("%s Could not clear locks: %s", self._prefix, exc)
             return False
         return True
@@ -288,6 +312,7 @@ class Loop:
             return self._reserve()
         except (BackendError, OSError) as exc:
             self.settings.health.reserved(ok=False)
+            self.reserve_error = exc
             self._reserve_errors += 1
             self.settings.logger.info("%s Error while reserving job: %s", self._prefix, exc)
             if self._reserve_errors >= self.settings.max_reserve_errors:
@@ -299,6 +324,7 @@ class Loop:
             return None
         self._reserve_errors = 0
         self.settings.health.reserved(ok=True, busy=job is not None)
+        self.reserve_error = None
         return job
 
     def _run_chain(self, job: Job) -> Outcome:
@@ -333,8 +359,9 @@ class Loop:
             self._db.unlock(job)
             self._skip(job.id)
             return JobRun("given_back")
-        except Exception as exc:
-            # Escaped the whole chain: a bug or an infrastructure error, not the job's fault.
+        except BaseException as exc:
+            # Escaped the whole chain: a bug or an infrastructure error, not the job's fault
+            # (the handler's own SystemExit and the like are failed attempts: JobAborted).
             self.settings.logger.error(
                 "%s escaped the middleware chain with %s: %s; unlocking it, attempts unchanged\n%s",
                 job_prefix(job),

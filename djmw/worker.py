@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
+import signal
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from types import FrameType
 from typing import Any, Literal
 
 import attrs
@@ -80,6 +83,41 @@ def _handlers(instance: object, attribute: Any, value: object) -> None:
         raise ConfigurationError(msg)
 
 
+#: Why a worker without perform functions refuses to start, and how to give it some.
+NO_HANDLERS = (
+    "Worker: no perform functions are registered (handlers is empty), so this worker "
+    "has nothing to run. Give it a djmw.Handlers with at least one registered job name: "
+    '`djmw work --handlers myapp.jobs:handlers`, `handlers = "myapp.jobs:handlers"` in '
+    "the config file's [worker] table, or `Worker(handlers=handlers)` after "
+    '`@handlers.register("NewsletterJob")`.'
+)
+
+
+@contextlib.contextmanager
+def _ctrl_c_stops(loop: Loop) -> Iterator[None]:
+    main = threading.current_thread() is threading.main_thread()
+    if not main or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        if loop.stopping:
+            loop.interrupt()
+        else:
+            loop.stop()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _check_handlers(handlers: Handlers) -> None:
+    if not len(handlers):
+        raise ConfigurationError(NO_HANDLERS)
+
+
 def _optional_duration(value: object) -> float | None:
     if value is None:
         return None
@@ -120,10 +158,13 @@ class Worker:
         backend: a backend factory (callable returning a Backend) instead of ``database``.
         backend_options: options for the database's backend, checked by the backend
             (e.g. ``reserve_sql`` for MySQL, ``busy_timeout`` for SQLite).
-        class_aware: reserve only jobs this worker has a perform function for (filtered
-            in SQL on the handler text, confirmed after decoding); a job taken by a false
-            match is unlocked at once with attempts unchanged. For tables shared with
-            Ruby workers. Off by default.
+        unknown_jobs: what to do with rows whose job this worker has no perform function
+            for. ``skip`` (the default, class-aware reservation): reserve only jobs named in
+            ``handlers`` (filtered in SQL, confirmed after decoding) and leave every other
+            row untouched, for Ruby workers or other djmw workers; a false match is
+            unlocked at once with attempts unchanged. ``fail``: delayed_job's behaviour,
+            take every ready row and fail an unknown one permanently (``Job failed to
+            load: no perform function is registered for ...``).
         logger: where worker lines go; default the ``djmw`` logger.
         registry: record this worker in the worker registry table, beat, and rescue the
             jobs of registered workers that died (``djmw.registry``); default True. The
@@ -166,7 +207,9 @@ class Worker:
     clock: Clock = attrs.field(default=attrs.Factory(_clock_for, takes_self=True))
     backend: BackendFactory | None = None
     backend_options: dict[str, Any] = attrs.field(factory=dict)
-    class_aware: bool = attrs.field(default=False, validator=boolean)
+    unknown_jobs: Literal["skip", "fail"] = attrs.field(
+        default="skip", validator=one_of(("skip", "fail"))
+    )
     logger: logging.Logger = attrs.field(factory=lambda: logging.getLogger(LOGGER_NAME))
     registry: bool = attrs.field(default=True, validator=boolean)
     registry_table: str | None = attrs.field(default=None, validator=optional(string))
@@ -180,6 +223,7 @@ class Worker:
     _loop: Loop | None = attrs.field(default=None, init=False)
     _thread: threading.Thread | None = attrs.field(default=None, init=False)
     _error: BaseException | None = attrs.field(default=None, init=False)
+    _final_totals: tuple[int, int] = attrs.field(default=(0, 0), init=False)
 
     # -- state ------------------------------------------------------------------------------
     @property
@@ -203,6 +247,13 @@ class Worker:
         return self._loop.current_job if self._loop is not None else None
 
     @property
+    def totals(self) -> tuple[int, int]:
+        """Jobs the running loop has run so far: (succeeded, failed)."""
+        if self._loop is None:
+            return self._final_totals
+        return (self._loop.succeeded, self._loop.failed)
+
+    @property
     def stopping(self) -> bool:
         """True once stop() was called."""
         return self._loop is not None and self._loop.stopping
@@ -222,8 +273,14 @@ class Worker:
         """Open a new connection to this worker's database (what ``backend`` gives, if set)."""
         if self.backend is not None:
             return self.backend()
+        # A worker never creates a database: a mistyped SQLite path must fail, not leave
+        # an empty file behind.
         return open_backend(
-            self.database, table=self.table, clock=self.clock, **self.backend_options
+            self.database,
+            table=self.table,
+            clock=self.clock,
+            create=False,
+            **self.backend_options,
         )
 
     def prepare(self) -> None:
@@ -238,7 +295,7 @@ class Worker:
             if self.middlewares is not None
             else default_middlewares(self.handlers)
         )
-        if self.class_aware:
+        if self.unknown_jobs == "skip":
             middlewares = with_registration_check(middlewares, self.handlers)
         check_chain(middlewares)
         bound = bind_backend(middlewares, self.connect)
@@ -247,6 +304,7 @@ class Worker:
         between_batches = None
         try:
             backend.check_schema()
+            _check_handlers(self.handlers)
             crash, registry = self._recovery(bound, backend)
             if self.prune_failed_after is not None:
                 pruner = Pruner(
@@ -307,7 +365,7 @@ class Worker:
             queues=self.queues,
             min_priority=self.min_priority,
             max_priority=self.max_priority,
-            names=tuple(self.handlers) if self.class_aware else None,
+            names=tuple(self.handlers) if self.unknown_jobs == "skip" else None,
             exclude_ids=given_back,
         )
 
@@ -331,9 +389,18 @@ class Worker:
         return self
 
     def run(self) -> None:
-        """Run the loop in this thread until stopped or (with exit_on_complete) done."""
+        """Run the loop in this thread until stopped or (with exit_on_complete) done.
+
+        In the main thread, while SIGINT has Python's default handler, Ctrl-C stops the
+        worker gracefully (the running job finishes) and a second one interrupts the job
+        (its row is unlocked, attempts unchanged); the handler is restored on return. So a
+        ``KeyboardInterrupt`` reaching a job always comes from the job itself, and is a
+        failed attempt like any other exception (``JobAborted``).
+        """
+        loop = self._prepared()
         try:
-            self._prepared().run()
+            with _ctrl_c_stops(loop):
+                loop.run()
         except ReserveErrorsExceeded:
             if self.on_reserve_errors == "raise":
                 raise
@@ -376,4 +443,5 @@ class Worker:
         """
         if self._loop is not None:
             self._loop.close(clear_locks=clear_locks)
+            self._final_totals = (self._loop.succeeded, self._loop.failed)
             self._loop = None

@@ -17,21 +17,24 @@ def open_backend(
     *,
     table: str = "delayed_jobs",
     clock: Clock = utc_now,
+    create: bool = True,
     **options: Any,
 ) -> SqlBackend:
     """Connect to ``database`` (a URL, or ``$DATABASE_URL`` when None) and return a backend.
 
-    ``options`` go to the dialect's backend, which owns their names (its ``OPTIONS``:
-    ``reserve_sql`` for MySQL, ``busy_timeout`` for SQLite, ``pipeline`` for PostgreSQL,
-    ...); an unknown one raises
-    ConfigurationError naming it and listing what that backend accepts.
+    ``create=False`` refuses to create a database that does not exist (an SQLite file:
+    a mistyped path fails instead of leaving an empty file behind); a server database is
+    never created. ``options`` go to the dialect's backend, which owns their names (its
+    ``OPTIONS``: ``reserve_sql`` for MySQL, ``busy_timeout`` for SQLite, ``pipeline`` for
+    PostgreSQL, ...); an unknown one raises ConfigurationError naming it and listing what
+    that backend accepts.
     """
     url = database if isinstance(database, DatabaseUrl) else parse_url(database)
     if url.dialect == "sqlite":
         from djmw.backends.sqlite import SqliteBackend  # noqa: PLC0415 - load the driver in use
 
         _check_options(SqliteBackend, options)
-        return SqliteBackend(url.path or "", table=table, clock=clock, **options)
+        return SqliteBackend(url.path or "", table=table, clock=clock, create=create, **options)
     if url.dialect == "postgresql":
         try:
             from djmw.backends.postgresql import (  # noqa: PLC0415 - load the driver in use

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import attrs
@@ -72,14 +73,19 @@ class ReserveRequest:
         return self.now - timedelta(seconds=self.max_run_time)
 
 
-def ready_where(request: ReserveRequest, mark: str) -> tuple[str, list[object]]:
+def ready_where(
+    request: ReserveRequest, mark: str, time_column: Callable[[str], str] = str
+) -> tuple[str, list[object]]:
     """Return delayed_job's eligibility predicate and filters, with ``mark`` placeholders.
 
     ``((run_at <= now AND (locked_at IS NULL OR locked_at < now - mrt)) OR locked_by = name)
     AND failed_at IS NULL`` then ``priority >= min``, ``priority <= max``, ``queue IN (...)``.
+    ``time_column`` gives the expression a time column is compared through (SQLite
+    normalises text times written with an ISO ``T``).
     """
+    run_at, locked_at = time_column("run_at"), time_column("locked_at")
     sql = (
-        f"((run_at <= {mark} AND (locked_at IS NULL OR locked_at < {mark})) "
+        f"(({run_at} <= {mark} AND (locked_at IS NULL OR {locked_at} < {mark})) "
         f"OR locked_by = {mark}) AND failed_at IS NULL"
     )
     params: list[object] = [request.now, request.expired_before, request.worker_name]
@@ -99,15 +105,24 @@ def ready_where(request: ReserveRequest, mark: str) -> tuple[str, list[object]]:
             parts.append("queue IS NULL")
         sql += f" AND ({' OR '.join(parts) or '1 = 0'})"
     if request.names is not None:
-        likes = []
-        for name in request.names:
-            likes.append(f"handler LIKE {mark} ESCAPE '!'")
-            params.append(f"%{_like_escape(handler_marker(name))}%")
-        sql += f" AND ({' OR '.join(likes) or '1 = 0'})"
+        likes, like_params = names_like(request.names, mark)
+        sql += f" AND {likes}"
+        params.extend(like_params)
     if request.exclude_ids:
         sql += f" AND id NOT IN ({', '.join([mark] * len(request.exclude_ids))})"
         params.extend(sorted(request.exclude_ids))
     return sql, params
+
+
+def names_like(names: tuple[str, ...], mark: str) -> tuple[str, list[object]]:
+    """Return the class-aware filter on the handler text: ``(handler LIKE ... OR ...)``.
+
+    A row passes when its handler contains the marker of one of ``names``; the worker
+    confirms the name after decoding. No names: ``(1 = 0)``, nothing passes.
+    """
+    likes = [f"handler LIKE {mark} ESCAPE '!'" for _ in names]
+    params: list[object] = [f"%{_like_escape(handler_marker(name))}%" for name in names]
+    return f"({' OR '.join(likes) or '1 = 0'})", params
 
 
 def handler_marker(name: str) -> str:

@@ -27,6 +27,7 @@ from djmw.backends._workers import (
 )
 from djmw.errors import BackendError, ConfigurationError, OutcomeNotRecorded
 from djmw.job import Job
+from djmw.logs import job_label
 from djmw.outcome import Failed, Outcome, Rescheduled, Succeeded, error_text
 
 logger = logging.getLogger("djmw.backend")
@@ -309,6 +310,10 @@ class SqlBackend(abc.ABC):
         """Convert a naive datetime used in a comparison (full precision by default)."""
         return self._stamp(value)
 
+    def _time_column(self, column: str) -> str:
+        """The expression a time column is compared through in the reserve predicate."""
+        return column
+
     def _time(self, value: object) -> datetime | None:
         """Convert a stored time value back to a naive datetime."""
         return value if isinstance(value, datetime) else None
@@ -353,7 +358,7 @@ class SqlBackend(abc.ABC):
 
     def where(self, request: ReserveRequest) -> tuple[str, list[object]]:
         """Return delayed_job's eligibility predicate with this dialect's parameters."""
-        sql, params = ready_where(request, self.mark)
+        sql, params = ready_where(request, self.mark, self._time_column)
         return sql, [self._compare(p) if isinstance(p, datetime) else p for p in params]
 
     # -- writing ------------------------------------------------------------------------
@@ -664,7 +669,7 @@ def lost_lock(job: Job) -> None:
     logger.warning(
         "Job %s (id=%s): the row is no longer locked by %s; its outcome was not "
         "recorded (another worker took the expired lock, or the row was deleted).",
-        job.display_name,
+        job_label(job),
         job.id,
         job.locked_by,
     )

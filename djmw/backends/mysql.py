@@ -10,13 +10,14 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
+import attrs
 import pymysql
 import tenacity
 from pymysql.connections import Connection
 from pymysql.constants import CLIENT
 
 from djmw._clock import Clock, utc_now
-from djmw.backends._sql import ORDER, ReserveRequest, checked_table
+from djmw.backends._sql import ORDER, ReserveRequest, checked_table, handler_marker, names_like
 from djmw.backends._workers import check_registry_columns, registry_table_for
 from djmw.backends.base import SqlBackend, check_columns, lost_lock
 from djmw.backends.url import DatabaseUrl
@@ -43,6 +44,55 @@ REGISTRY_SCHEMA = (
     "`started_at` datetime(6) NOT NULL, `heartbeat_at` datetime(6) NOT NULL, `job_id` bigint) "
     "DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin"
 )
+
+#: The optional job-name key (``djmw schema --name-index``, MariaDB only): a virtual column
+#: holding what every handler of a job name contains (``handler_marker``): the class of
+#: a struct or object job, the ``job_class`` of an ActiveJob job, the method of a delayed
+#: call. It is NULL whenever the handler's shape is not recognised exactly; the claim then
+#: falls back to the handler text for those rows, so a wrong shape costs speed, never a job.
+NAME_KEY_COLUMN = "djmw_name_key"
+_CLASS = r"[A-Za-z_][A-Za-z0-9_]*(?:::[A-Za-z_][A-Za-z0-9_]*)*"
+#: (?-i): Ruby names are case-sensitive whatever the column's collation.
+_PERFORMABLE_HEAD = (
+    r"(?-i)^--- !ruby/(?:struct|object|marshalable):Delayed::Performable(?:Method|Mailer) *\n"
+)
+_METHOD_NAME = r"(?-i)(?m)^method_name: :?\K[A-Za-z_][A-Za-z0-9_]*[!?=]?$"
+_WRAPPER_HEAD = (
+    r"(?-i)^--- !ruby/(?:object|marshalable):"
+    r"(?:ActiveJob::QueueAdapters::DelayedJobAdapter|Delayed::ActiveJobAdapter)::JobWrapper *\n"
+)
+_JOB_CLASS = rf"(?-i)(?m)^  job_class: \K{_CLASS}$"
+_CLASS_TAG = (
+    rf"(?-i)^--- !ruby/(?:struct|object|data|marshalable):\K{_CLASS}(?=(?: \{{\}})? *(?:\n|\z))"
+)
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+_NAME_KEY = (
+    f"NULLIF(CASE WHEN handler REGEXP {_literal(_PERFORMABLE_HEAD)} "
+    f"THEN REGEXP_SUBSTR(handler, {_literal(_METHOD_NAME)}) "
+    f"WHEN handler REGEXP {_literal(_WRAPPER_HEAD)} "
+    f"THEN REGEXP_SUBSTR(handler, {_literal(_JOB_CLASS)}) "
+    f"ELSE REGEXP_SUBSTR(handler, {_literal(_CLASS_TAG)}) END, '')"
+)
+
+
+def name_key_schema(table: str) -> str:
+    """Return the ALTER TABLE that adds the job-name key column and its index (idempotent)."""
+    return (
+        f"ALTER TABLE `{table}` ADD COLUMN IF NOT EXISTS `{NAME_KEY_COLUMN}` varchar(191) "
+        f"AS ({_NAME_KEY}) VIRTUAL, ADD INDEX IF NOT EXISTS `{name_key_index(table)}` "
+        f"(`{NAME_KEY_COLUMN}`, `priority`, `run_at`)"
+    )
+
+
+def name_key_index(table: str) -> str:
+    """Return the name of the job-name key's index on ``table``."""
+    return f"{table}_{NAME_KEY_COLUMN}"[:64]
+
 
 _LOCK_ERRORS = {1205, 1213}  # lock wait timeout, deadlock: retry on the same connection
 _CONNECTION_ERRORS = {1053, 1927, 2003, 2006, 2013, 2055, 4031}  # reconnect, then retry
@@ -146,6 +196,9 @@ class MysqlBackend(SqlBackend):
         self.stats = {"deadlocks_retried": 0, "reconnects": 0}
         self._conn: Connection[Any] | None = None
         self._skip_locked = False
+        #: True when the table has the job-name key and its index (found by check_schema).
+        self.name_key = False
+        self.server_version = ""
         self._connect()
 
     # -- connection -------------------------------------------------------------------
@@ -169,6 +222,7 @@ class MysqlBackend(SqlBackend):
             cursor.execute("SELECT VERSION()")
             row = cursor.fetchone()
         version = str(row[0]) if row else ""
+        self.server_version = version
         self._skip_locked = self.reserve_sql == "skip_locked" or (
             self.reserve_sql == "auto" and supports_skip_locked(version)
         )
@@ -300,14 +354,53 @@ class MysqlBackend(SqlBackend):
     def _claim(self, request: ReserveRequest) -> tuple[str, tuple[object, ...]]:
         # Find, lock and read the next row; the UPDATE repeats the whole predicate on the
         # row itself (docs/contract.md, item 6). Runs inside a transaction the caller opens.
-        where, params = self.where(request)
         t, name = self._t, request.worker_name
+        if request.names is not None and self.name_key:
+            find, find_params = self._find_by_name_key(request)
+            # The names were matched by the find; the lock repeats the ready predicate.
+            where, params = self.where(attrs.evolve(request, names=None))
+        else:
+            where, params = self.where(request)
+            find = f"SELECT id INTO @djmw_id FROM {t} WHERE {where} {ORDER} LIMIT 1 FOR UPDATE SKIP LOCKED"
+            find_params = params
         sql = (
-            f"SELECT id INTO @djmw_id FROM {t} WHERE {where} {ORDER} LIMIT 1 FOR UPDATE SKIP LOCKED; "
+            f"{find}; "
             f"UPDATE {t} SET locked_at = %s, locked_by = %s WHERE id = @djmw_id AND {where}; "
             f"SELECT {_JSON_ROW} FROM {t} WHERE id = @djmw_id AND locked_by = %s; "
         )
-        return sql, (*params, self._stamp(request.now), name, *params, name)
+        return sql, (*find_params, self._stamp(request.now), name, *params, name)
+
+    def _find_by_name_key(self, request: ReserveRequest) -> tuple[str, list[object]]:
+        """The class-aware find through the job-name key index (``djmw schema --name-index``).
+
+        One head per name key, each the first ready row of that key in the index's
+        ``(key, priority, run_at)`` order, plus the first ready row with no key whose
+        handler text mentions a name; the best head wins. Each head reads one index
+        entry (or a few, past locked rows), however many other jobs wait in the table.
+        """
+        t, ready = self._t, attrs.evolve(request, names=None)
+        where, params = self.where(ready)
+        names = request.names or ()
+        index = f"FORCE INDEX (`{name_key_index(self.table)}`)"
+
+        def head(key_filter: str) -> str:
+            return (
+                f"(SELECT id, priority, run_at FROM {t} {index} WHERE {key_filter} AND {where} "
+                f"{ORDER} LIMIT 1 FOR UPDATE SKIP LOCKED)"
+            )
+
+        heads: list[str] = []
+        values: list[object] = []
+        for key in sorted({handler_marker(name) for name in names}):
+            heads.append(head(f"`{NAME_KEY_COLUMN}` = %s"))
+            values.extend([key, *params])
+        likes, like_params = names_like(names, self.mark)
+        heads.append(head(f"`{NAME_KEY_COLUMN}` IS NULL AND {likes}"))
+        values.extend([*like_params, *params])
+        find = (
+            f"SELECT id INTO @djmw_id FROM ({' UNION ALL '.join(heads)}) AS heads {ORDER} LIMIT 1"
+        )
+        return find, values
 
     def _multi(self, sql: str, values: tuple[object, ...]) -> list[tuple[int, Any]]:
         """Run a multi-statement transaction; return (affected rows, first row) per statement."""
@@ -391,7 +484,11 @@ class MysqlBackend(SqlBackend):
     def create_schema(self) -> None:
         """Create the delayed_jobs table and index as delayed_job_active_record does, and
         the worker registry table that goes with it; tables that exist are left alone."""
-        self._execute(SCHEMA.format(table=self.table))
+        try:
+            self._execute(SCHEMA.format(table=self.table))
+        except pymysql.err.MySQLError as exc:
+            msg = f"cannot create the table {self.table!r}: {exc.args[-1] if exc.args else exc}"
+            raise BackendError(msg) from exc
         self.create_registry(registry_table_for(self.table))
 
     def create_registry(self, table: str) -> None:
@@ -421,3 +518,31 @@ class MysqlBackend(SqlBackend):
         octets = columns["last_error"][2]
         # Leave room for the escaping fallback; never exceed max_allowed_packet in practice.
         self.last_error_limit = min(int(octets), 16 * 1024 * 1024) if octets else None
+        indexed = self._query(
+            "SELECT 1 FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() "
+            "AND TABLE_NAME = %s AND INDEX_NAME = %s AND SEQ_IN_INDEX = 1 AND COLUMN_NAME = %s",
+            [self.table, name_key_index(self.table), NAME_KEY_COLUMN],
+        )
+        self.name_key = NAME_KEY_COLUMN in columns and bool(indexed)
+
+    def create_name_index(self) -> None:
+        """Add the job-name key column and its index (``djmw schema --name-index``).
+
+        A virtual column computed from the handler and an index on (key, priority,
+        run_at): a class-aware claim then reads a few index entries instead of every
+        foreign row ahead of its own. MariaDB only (its PCRE regular expressions); Rails
+        and Ruby workers never write the column, and ActiveRecord leaves virtual columns
+        out of its INSERTs and UPDATEs.
+        """
+        if "mariadb" not in self.server_version.lower():
+            msg = (
+                f"the job-name index needs MariaDB; this server is {self.server_version!r}. "
+                "Class-aware claims still work without it (they filter on the handler text)."
+            )
+            raise ConfigurationError(msg)
+        try:
+            self._execute(name_key_schema(self.table))
+        except pymysql.err.MySQLError as exc:
+            reason = exc.args[-1] if exc.args else exc
+            msg = f"cannot add the job-name index to {self.table!r}: {reason}"
+            raise BackendError(msg) from exc

@@ -47,15 +47,20 @@ class SqliteBackend(SqlBackend):
     """One SQLite connection; each claim is one ``BEGIN IMMEDIATE`` writer transaction.
 
     Args:
-        path: the database file (created if missing).
+        path: the database file.
         table: the delayed_jobs table name.
         clock: naive UTC by default.
         busy_timeout: seconds to wait for another writer's lock.
+        create: create the file if it is missing (``djmw schema``, the demo); False makes
+            a missing file a ConfigurationError (workers: a mistyped path must not leave
+            an empty database behind).
 
     Note:
         SQLite allows one writer at a time; the file is switched to WAL mode so that
         readers and the single writer do not block each other. Times are stored as text
-        (``YYYY-MM-DD HH:MM:SS[.ffffff]``), as ActiveRecord stores them.
+        (``YYYY-MM-DD HH:MM:SS[.ffffff]``), as ActiveRecord stores them. A time another
+        tool wrote with an ISO ``T`` (``2026-11-28T06:26:34``) is compared as the same
+        time; a zone suffix (``Z``, ``+02:00``) is not interpreted.
     """
 
     mark = "?"
@@ -69,10 +74,18 @@ class SqliteBackend(SqlBackend):
         table: str = "delayed_jobs",
         clock: Clock = utc_now,
         busy_timeout: float = 30.0,
+        create: bool = True,
     ) -> None:
         super().__init__(table=table, clock=clock)
         self.path = str(path)
         self._locks: dict[str, int] = {}
+        if not create and self.path != ":memory:" and not os.path.exists(self.path):
+            where = "" if os.path.isabs(self.path) else f" (in {os.getcwd()!r})"
+            msg = (
+                f"the SQLite database {self.path!r} does not exist{where}; check the path, "
+                f"or create it with `djmw schema --database sqlite:///{self.path}`."
+            )
+            raise ConfigurationError(msg)
         try:
             self._conn = sqlite3.connect(
                 self.path, isolation_level=None, timeout=busy_timeout, check_same_thread=False
@@ -88,6 +101,12 @@ class SqliteBackend(SqlBackend):
 
     def _stamp(self, value: datetime) -> object:
         return format_time(value)
+
+    def _time_column(self, column: str) -> str:
+        # SQLite compares times as text: a row written as 2026-11-28T06:26:34 (ISO 8601,
+        # by hand or another tool) must compare as the same time as ActiveRecord's
+        # 2026-11-28 06:26:34. The order (ORDER BY run_at, on the index) stays textual.
+        return f"replace({column}, 'T', ' ')"
 
     def _time(self, value: object) -> datetime | None:
         if isinstance(value, str) and value:
@@ -111,8 +130,9 @@ class SqliteBackend(SqlBackend):
         for attempt in range(20):
             try:
                 return action()
-            except sqlite3.OperationalError as exc:  # "database is locked" past busy_timeout
-                if "locked" not in str(exc) or attempt == 19:
+            except sqlite3.Error as exc:  # retried: "database is locked" past busy_timeout
+                transient = isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+                if not transient or attempt == 19:
                     msg = f"SQLite write failed: {exc}"
                     raise BackendError(msg) from exc
                 time.sleep(0.05 * (attempt + 1))
@@ -147,7 +167,11 @@ class SqliteBackend(SqlBackend):
     def create_schema(self) -> None:
         """Create the delayed_jobs table and index as delayed_job_active_record does, and
         the worker registry table that goes with it; tables that exist are left alone."""
-        self._conn.executescript(SCHEMA.format(table=self.table))
+        try:
+            self._conn.executescript(SCHEMA.format(table=self.table))
+        except sqlite3.Error as exc:
+            msg = f"cannot create the table {self.table!r} in {self.path!r}: {exc}"
+            raise BackendError(msg) from exc
         self.create_registry(registry_table_for(self.table))
 
     def create_registry(self, table: str) -> None:

@@ -67,13 +67,16 @@ def parse_url(url: str | None) -> DatabaseUrl:
     scheme, _, rest = url.partition(":")
     scheme = scheme.lower()
     if scheme in _SQLITE_SCHEMES:
-        path = (
-            rest[3:]
-            if rest.startswith("///")
-            else rest.lstrip("/")
-            if rest.startswith("//")
-            else rest
-        )
+        if rest.startswith("//") and not rest.startswith("///"):
+            # sqlite://jobs.db reads as a host named jobs.db: say which one was meant.
+            name = rest[2:]
+            msg = (
+                f"bad database URL {url!r}: an SQLite URL has three slashes before a "
+                f"relative path (sqlite:///{name}) and four before an absolute one "
+                f"(sqlite:////path/to/{name.rsplit('/', 1)[-1] or 'jobs.db'})."
+            )
+            raise ConfigurationError(msg)
+        path = rest[3:] if rest.startswith("///") else rest
         if not path:
             msg = "bad database URL: sqlite needs a file path, as in sqlite:///jobs.db."
             raise ConfigurationError(msg)
@@ -142,11 +145,20 @@ def _safe(url: str) -> str:
     return repr(url)
 
 
-def _redact(text: str, url: str) -> str:
+def url_secrets(url: str) -> list[str]:
+    """Return the texts of ``url`` that reveal its password, longest first.
+
+    The password as written, percent-decoded, and cut at a '/', '?' or '#' (as urlsplit
+    reads it when it is not encoded). Empty when the URL has no password.
+    """
     userinfo = _userinfo(url)
     password = userinfo.split(":", 1)[1] if ":" in userinfo else ""
     # urlsplit quotes the password up to its first '/', '?' or '#' as the port.
     before_delimiter = re.split(r"[/?#]", password, maxsplit=1)[0]
-    for secret in sorted({password, unquote(password), before_delimiter} - {""}, key=len)[::-1]:
+    return sorted({password, unquote(password), before_delimiter} - {""}, key=len)[::-1]
+
+
+def _redact(text: str, url: str) -> str:
+    for secret in url_secrets(url):
         text = text.replace(secret, "***")
     return text

@@ -7,14 +7,18 @@ worker until nothing is left to run, and prints what happened to each row.
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import tenacity
 
 from djmw import middleware as mw
 from djmw.backends.sqlite import SqliteBackend
-from djmw.errors import PermanentJobError
+from djmw.backends.url import parse_url
+from djmw.errors import ConfigurationError, PermanentJobError
 from djmw.handlers import Handlers
 from djmw.job import Job
 from djmw.worker import Worker
@@ -68,11 +72,63 @@ def demo_handlers(log: list[str]) -> Handlers:
     return handlers
 
 
-def run_demo(database: str, *, out: list[str] | None = None) -> list[str]:
-    """Create and fill the SQLite file, run a worker until done; return the report lines."""
-    path = database.removeprefix("sqlite:///")
-    Path(path).unlink(missing_ok=True)
+#: The SQLite application_id the demo writes into its file ("djmw"), so that a later
+#: demo knows it may replace the file.
+DEMO_APPLICATION_ID = 0x646A6D77
+
+
+def is_demo_database(path: str) -> bool:
+    """True when ``path`` is an SQLite file an earlier ``djmw demo`` made.
+
+    Opened read-only: a text file, another app's database or a damaged file is False.
+    """
+    uri = f"file:{quote(os.path.abspath(path))}?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True)
+        try:
+            row = conn.execute("PRAGMA application_id").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False
+    return bool(row) and row[0] == DEMO_APPLICATION_ID
+
+
+def demo_path(database: str, *, force: bool = False) -> str:
+    """Return the demo's SQLite file for ``database``, after checking it may be replaced.
+
+    Raises ConfigurationError for a URL that is not SQLite (shown redacted), or for an
+    existing file that an earlier demo did not make, unless ``force``.
+    """
+    url = parse_url(database)
+    if url.dialect != "sqlite" or not url.path:
+        msg = (
+            f"djmw demo runs on an SQLite file, as in --database sqlite:///demo.db; "
+            f"got {url.redacted}. To try a worker on this database, use `djmw schema` "
+            "and `djmw work`."
+        )
+        raise ConfigurationError(msg)
+    path = url.path
+    if os.path.lexists(path) and not force and not is_demo_database(path):
+        msg = (
+            f"{path!r} exists and is not a database made by djmw demo; the demo replaces "
+            "its file, so it leaves this one alone. Choose another --database, or pass "
+            "--force to replace it."
+        )
+        raise ConfigurationError(msg)
+    return path
+
+
+def run_demo(database: str, *, force: bool = False, out: list[str] | None = None) -> list[str]:
+    """Create and fill the SQLite file, run a worker until done; return the report lines.
+
+    An existing file is replaced only if an earlier demo made it, or with ``force``.
+    """
+    path = demo_path(database, force=force)
+    for leftover in (path, f"{path}-wal", f"{path}-shm"):
+        Path(leftover).unlink(missing_ok=True)
     backend = SqliteBackend(path)
+    backend._execute(f"PRAGMA application_id = {DEMO_APPLICATION_ID}")
     backend.create_schema()
     names = {backend.enqueue(handler): label for label, handler in ROWS}
     backend.close()
@@ -82,7 +138,14 @@ def run_demo(database: str, *, out: list[str] | None = None) -> list[str]:
     chain = mw.default_middlewares(handlers)
     # Retry after one second instead of delayed_job's 6 s, so the demo ends quickly.
     chain[4] = mw.ScheduleRetry(backoff=tenacity.wait_fixed(1))
-    worker = Worker(database=database, handlers=handlers, middlewares=chain, sleep_delay=0.2)
+    # delayed_job's strict behaviour, so that the broken row shows how a bad job fails.
+    worker = Worker(
+        database=database,
+        handlers=handlers,
+        middlewares=chain,
+        sleep_delay=0.2,
+        unknown_jobs="fail",
+    )
     worker.start()
     deadline = time.monotonic() + 30
     watcher = SqliteBackend(path)

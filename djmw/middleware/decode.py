@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 import attrs
@@ -11,9 +10,7 @@ from djmw.chain import CallNext
 from djmw.errors import ConfigurationError, PayloadDecodeError
 from djmw.job import Job
 from djmw.outcome import Outcome
-from djmw.ruby.payload import DecodeLimits, decode_handler
-
-_TAG_NAME = re.compile(rb"!ruby/\w+:([A-Za-z_][\w:]*)")
+from djmw.ruby.payload import UNKNOWN_JOB, DecodeLimits, decode_handler, tag_name
 
 
 def fallback_name(handler: str | bytes | None) -> str:
@@ -21,11 +18,7 @@ def fallback_name(handler: str | bytes | None) -> str:
 
     delayed_job crashes when there is no such tag; djmw falls back to ``<unknown job>``.
     """
-    if handler is None:
-        return "<unknown job>"
-    raw = handler.encode("utf-8", "replace") if isinstance(handler, str) else handler
-    match = _TAG_NAME.search(raw[:65536])
-    return match.group(1).decode("ascii") if match else "<unknown job>"
+    return tag_name(handler) or UNKNOWN_JOB
 
 
 def _as_limits(value: object) -> DecodeLimits:

@@ -9,7 +9,7 @@ import attrs
 
 from djmw._clock import seconds_since
 from djmw.chain import CallNext
-from djmw.errors import PayloadDecodeError, error_message
+from djmw.errors import JobAborted, PayloadDecodeError, error_message
 from djmw.job import Job
 from djmw.logs import LOGGER_NAME, as_logger, job_prefix
 from djmw.outcome import Failed, Outcome, Rescheduled, Succeeded, error_class_name
@@ -18,6 +18,8 @@ _OUTCOME_NAMES = {Succeeded: "succeeded", Rescheduled: "rescheduled", Failed: "f
 
 
 def _one_line(error: BaseException) -> str:
+    if isinstance(error, JobAborted):  # already "SystemExit: 3"
+        return error_message(error)
     return f"{error_class_name(error)}: {error_message(error)}"
 
 

@@ -20,6 +20,7 @@ what delayed_job's DeserializationError says too; nothing else ever escapes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -190,6 +191,36 @@ _JOB_WRAPPERS = frozenset(
     }
 )
 _PARAMETERIZED_MAILER = "ActionMailer::Parameterized::Mailer"
+
+
+#: The name of a job whose handler names no class at all.
+UNKNOWN_JOB = "<unknown job>"
+_TAG_NAME = re.compile(rb"!ruby/\w+:([A-Za-z_][\w:]*)")
+
+
+def tag_name(handler: str | bytes | None) -> str | None:
+    """Return the class of the handler's first ``!ruby/<word>:<Name>`` tag, or None.
+
+    The name delayed_job gives an undecodable job (it crashes when there is none).
+    """
+    if handler is None:
+        return None
+    raw = handler.encode("utf-8", "replace") if isinstance(handler, str) else handler
+    match = _TAG_NAME.search(raw[:65536])
+    return match.group(1).decode("ascii") if match else None
+
+
+def handler_name(handler: str | bytes | None) -> str:
+    """Return the job's display name from its handler, as the chain would name it.
+
+    The decoded name; for a handler that cannot be decoded, its first class tag or
+    ``<unknown job>``. For log lines written outside the chain (an interrupted job, a lost
+    lock): it decodes the handler, so it is not for the hot path.
+    """
+    try:
+        return decode_handler(handler).name
+    except PayloadDecodeError:
+        return tag_name(handler) or UNKNOWN_JOB
 
 
 def decode_handler(

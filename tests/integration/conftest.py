@@ -21,3 +21,13 @@ def ruby_delayed_job() -> None:
 def ruby_activejob() -> None:
     """Skip the test without Ruby's delayed_job and ActiveJob; fail it instead under CI."""
     rubyenv.require_ruby(activejob=True)
+
+
+@pytest.fixture
+def proc_url(db_url: str, db: object) -> str:
+    """``db_url`` (MariaDB, then SQLite) with delayed_jobs and the job_log side table that
+    tests/crash_handlers.py records runs in, for tests with real ``djmw`` processes."""
+    from crash_handlers import create_job_log
+
+    create_job_log(db_url)
+    return db_url

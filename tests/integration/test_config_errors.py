@@ -98,8 +98,14 @@ def test_unreachable_database_through_config_and_cli(
 
 
 # -- the table ---------------------------------------------------------------------------
+def empty_database(db_url: str) -> None:
+    """Make sure the database exists, without a table (an SQLite file is created)."""
+    open_backend(db_url).close()
+
+
 def test_missing_table_names_the_table_and_how_to_create_it(db_url: str) -> None:
     """No delayed_jobs table: ConfigurationError naming it and `djmw schema` as the fix."""
+    empty_database(db_url)
     with pytest.raises(ConfigurationError) as info:
         prepare(db_url)
     message = str(info.value)
@@ -109,6 +115,7 @@ def test_missing_table_names_the_table_and_how_to_create_it(db_url: str) -> None
 
 def test_missing_table_through_the_cli(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     """``djmw work`` on a database without the table exits non-zero with the message."""
+    empty_database(db_url)
     assert main(["work", "--database", db_url, "--name", "cli"]) != 0
     err = capsys.readouterr().err
     assert err.startswith("djmw: the table 'delayed_jobs' does not exist; create it with ")

@@ -8,6 +8,7 @@ that time moves only when the test says so.
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime, timedelta
 
 import pytest
@@ -348,11 +349,12 @@ def test_item12_permanent_failure_keeps_locks_or_deletes(db_url: str, clock: Man
 def test_item13_undecodable_fails_at_once(
     db_url: str, clock: ManualClock, handler: str, reason: str
 ) -> None:
-    """13: unknown class or bad YAML fails permanently, attempts unchanged, 'Job failed to load: '."""
+    """13: with ``unknown_jobs="fail"`` (delayed_job's strict path), an unknown class or bad
+    YAML fails permanently, attempts unchanged, 'Job failed to load: '."""
     db = backend_at(db_url, clock)
     job_id = db.enqueue(handler)
     db._execute(f"UPDATE delayed_jobs SET attempts = 2 WHERE id = {db.mark}", [job_id])
-    worker = make_worker(db_url, clock)
+    worker = make_worker(db_url, clock, unknown_jobs="fail")
     assert worker.work_off(1) == (0, 1)
     row = db.job(job_id)
     assert row is not None
@@ -667,3 +669,40 @@ def test_a_stolen_lock_drops_the_outcome(
     assert (row.locked_by, row.attempts, row.last_error) == ("thief", 0, None)
     assert db.job(after) is None
     assert "no longer locked by host:test pid:1" in caplog.text
+    # The warning names the job, although it is written from the row as reserved.
+    assert f"Job SlowJob (id={stolen}): the row is no longer locked" in caplog.text
+
+
+def _columns(db: SqlBackend, job_id: int) -> tuple[object, ...]:
+    return tuple(db._query(f"SELECT * FROM delayed_jobs WHERE id = {db.mark}", [job_id])[0])
+
+
+def test_item26_class_aware_by_default(
+    db_url: str, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """26: a default worker runs only the names it has perform functions for; every other
+    row (another runtime's job, broken YAML, a row whose text only mentions a registered
+    name) is left as it was, column for column: never failed, attempts unchanged, unlocked."""
+    db = backend_at(db_url, clock)
+    mine = db.enqueue(OK)
+    foreign = {
+        "ruby": db.enqueue("--- !ruby/struct:NewsletterJob\ntext: hi\n"),
+        "broken": db.enqueue("--- !ruby/struct:Oops\n  : [unclosed\n"),
+        "broken_mentioning_ours": db.enqueue("--- !ruby/struct:OkJob\n  n: [1\n"),
+        "lookalike": db.enqueue("--- !ruby/struct:NewsletterJob\nnote: OkJob\n"),
+        "delay_call": db.enqueue(
+            "--- !ruby/object:Delayed::PerformableMethod\nobject: !ruby/class 'User'\n"
+            "method_name: :cleanup\nargs: []\n"
+        ),
+    }
+    before = {name: _columns(db, job_id) for name, job_id in foreign.items()}
+    ran: list[int] = []
+    with caplog.at_level(logging.DEBUG, "djmw"):
+        assert make_worker(db_url, clock, ran).work_off(20) == (1, 0)
+    assert ran == [mine]
+    assert db.job(mine) is None
+    after = {name: _columns(db, job_id) for name, job_id in foreign.items()}
+    assert after == before
+    # Only the rows whose text matched the SQL filter were taken, then given back at once.
+    given_back = {int(m) for m in re.findall(r"job (\d+) \(", caplog.text)}
+    assert given_back == {foreign["broken_mentioning_ours"], foreign["lookalike"]}

@@ -2,7 +2,8 @@
 
 The whole corpus of ``tests/hostile_corpus.py`` goes into one table, between a good job
 inserted first and one inserted last; then one ``Worker.work_off`` runs over it with a
-ManualClock, once on MariaDB, once on PostgreSQL and once on SQLite. Each row must end in its expected state
+ManualClock and ``unknown_jobs="fail"`` (delayed_job's strict path, which takes every
+row), once on MariaDB, once on PostgreSQL and once on SQLite. Each row must end in its expected state
 (deleted, failed with ``last_error`` saying why, rescheduled, or untouched byte for byte),
 the worker must neither raise nor crash, and no handler may ever run code.
 """
@@ -206,6 +207,8 @@ def work_off_corpus(dialect: hc.Dialect, url: str) -> Run:
             name=hc.WORKER_NAME,
             queues=list(hc.QUEUES),
             max_run_time=hc.MAX_RUN_TIME,
+            # delayed_job's strict path: every hostile row is taken and decided by the chain.
+            unknown_jobs="fail",
         )
         commands: list[object] = []
 

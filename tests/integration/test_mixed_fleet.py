@@ -10,7 +10,7 @@ runtime that owns it, and no row may ever show a failed attempt.
 
 delayed_job reserves every eligible row whatever its class, so the Ruby side is kept off
 the Python-only jobs by an app-side scope (``work.rb --skip-classes PyOnlyJob``); djmw's
-side is ``Worker(class_aware=True)``.
+side is a default ``Worker``, which is class-aware.
 
 Skipped without Ruby, except under CI, where the suite must not go weaker.
 """
@@ -31,6 +31,7 @@ import rubyenv
 import djmw
 from djmw import Handlers, Job, Worker, encode
 from djmw.backends import open_backend
+from djmw.cli import main
 
 pytestmark = [pytest.mark.ruby, pytest.mark.usefixtures("ruby_delayed_job")]
 
@@ -40,20 +41,29 @@ DECOYS = 5
 DEADLINE = 45.0  # seconds for the whole run; it takes a few
 
 
-@pytest.fixture(params=["mysql", "postgresql"])
-def server_url(request: pytest.FixtureRequest) -> str:
-    """A fresh MariaDB database, then a fresh PostgreSQL one: the fleet runs on both."""
-    request.applymarker(getattr(pytest.mark, request.param))
-    return str(request.getfixturevalue("mysql_url" if request.param == "mysql" else "pg_url"))
+@pytest.fixture(params=["mysql", "mysql-name-index", "postgresql"])
+def server(request: pytest.FixtureRequest) -> tuple[str, bool]:
+    """A fresh MariaDB database (without, then with djmw's job-name index), then a fresh
+    PostgreSQL one: the fleet runs on each. Returns the URL and whether to add the index."""
+    dialect = request.param.split("-", 1)[0]
+    request.applymarker(getattr(pytest.mark, dialect))
+    url = str(request.getfixturevalue("mysql_url" if dialect == "mysql" else "pg_url"))
+    return url, request.param.endswith("name-index")
 
 
 def test_ruby_and_djmw_workers_share_one_queue(
-    server_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    server: tuple[str, bool], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Each job runs once on its own runtime; no attempt is ever charged, nothing is left."""
+    """Each job runs once on its own runtime; no attempt is ever charged, nothing is left.
+
+    With the name index the table has djmw's virtual key column and its index, which the
+    Ruby worker's ActiveRecord reads and updates around."""
+    server_url, name_index = server
     caplog.set_level(logging.DEBUG, logger="djmw")
     database = rubyenv.ruby_database(server_url)
     rubyenv.create_schema(database)
+    if name_index:
+        assert main(["schema", "--database", server_url, "--name-index"]) == 0
     record = tmp_path / "ruby-record.jsonl"
     ruby_log = tmp_path / "ruby-worker.log"
 
@@ -68,7 +78,6 @@ def test_ruby_and_djmw_workers_share_one_queue(
     worker = Worker(
         database=server_url,
         handlers=Handlers({"PyOnlyJob": py_only}),
-        class_aware=True,
         name="djmw fleet",
         sleep_delay=0.1,
     )

@@ -28,6 +28,7 @@ from ruby_values import ruby_value, same, utc
 
 from djmw import Handlers, Job, Worker
 from djmw.backends import open_backend
+from djmw.cli import main
 from djmw.ruby.payload import ActiveJobCall, MethodCall, ObjectJob, StructJob, decode_handler
 from djmw.ruby.values import (
     GlobalId,
@@ -223,15 +224,28 @@ class ArgumentError(Exception):
 # -- the test -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("class_aware", [False, True], ids=["all-jobs", "class-aware"])
-def test_every_ruby_shape_runs_in_djmw(db_url: str, tmp_path: Path, class_aware: bool) -> None:
+@pytest.mark.parametrize(
+    ("unknown_jobs", "name_index"),
+    [("fail", False), ("skip", False), ("skip", True)],
+    ids=["all-jobs", "class-aware", "class-aware-name-index"],
+)
+def test_every_ruby_shape_runs_in_djmw(
+    db_url: str, tmp_path: Path, unknown_jobs: str, name_index: bool
+) -> None:
     """Each shape Ruby enqueues runs once, in the right perform function, with Ruby's values.
 
-    With ``class_aware`` the reserve query keeps to handlers mentioning a registered name,
-    so this also shows that every shape's handler text matches its name's marker.
+    With ``unknown_jobs="skip"`` (the default, class-aware) the reserve query keeps to
+    handlers mentioning a registered name, so this also shows that every shape's handler
+    text matches its name's marker; ``"fail"`` takes every row, as delayed_job does. With
+    the name index (MariaDB), ActiveRecord inserts and updates rows of a table that has
+    djmw's virtual key column, and every shape is claimed through the key or its fallback.
     """
+    if name_index and not db_url.startswith("mysql"):
+        pytest.skip("the job-name index is MariaDB's")
     database = rubyenv.ruby_database(db_url)
     rubyenv.create_schema(database)
+    if name_index:
+        assert main(["schema", "--database", db_url, "--name-index"]) == 0
     enqueued = rubyenv.enqueue("all_shapes", database)
     by_id = {line["id"]: line for line in enqueued}
     shapes = [line["shape"] for line in enqueued]
@@ -301,7 +315,9 @@ def test_every_ruby_shape_runs_in_djmw(db_url: str, tmp_path: Path, class_aware:
     handlers.add("HookJob", HookJob())
 
     started = utc_now()
-    worker = Worker(database=db_url, handlers=handlers, name="djmw shapes", class_aware=class_aware)
+    worker = Worker(
+        database=db_url, handlers=handlers, name="djmw shapes", unknown_jobs=unknown_jobs
+    )
     try:
         succeeded, failed = worker.work_off(100)
     finally:
@@ -348,7 +364,7 @@ def test_every_ruby_shape_runs_in_djmw(db_url: str, tmp_path: Path, class_aware:
             database=db_url,
             handlers=handlers,
             name="djmw shapes later",
-            class_aware=class_aware,
+            unknown_jobs=unknown_jobs,
             queues=[queue for queue, _ in SCHEDULED.values()],
             clock=lambda: utc_now() + timedelta(hours=1, minutes=1),
         )
