@@ -348,7 +348,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.path.insert(0, os.getcwd())
     secrets = Redactor.for_urls(getattr(args, "database", None), os.environ.get("DATABASE_URL"))
     secrets.add_config(getattr(args, "config", None))
-    level = logging.WARNING if getattr(args, "quiet", False) else getattr(logging, getattr(args, "log_level", "INFO"))
+    level = (
+        logging.WARNING
+        if getattr(args, "quiet", False)
+        else getattr(logging, getattr(args, "log_level", "INFO"))
+    )
     configure_logging(level, redactor=secrets)
     observe.configure_log_format(args)
     try:
