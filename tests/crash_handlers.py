@@ -2,7 +2,8 @@
 
 Worker processes started by ``tests/integration/test_crash_safety.py`` import
 ``tests.crash_handlers:handlers``. Each run is recorded in a ``job_log`` table of the
-database named by ``DJMW_RECORD_URL`` (the jobs' own database: MariaDB or an SQLite file):
+database named by ``DJMW_RECORD_URL`` (the jobs' own database: MariaDB, PostgreSQL or an
+SQLite file):
 one row per run with the job id, its attempts at start, the pid and the worker name.
 """
 
@@ -15,6 +16,7 @@ import threading
 import time
 from typing import Any
 
+import psycopg
 import pymysql
 
 from djmw import Handlers, Job
@@ -32,14 +34,15 @@ JOB_LOG = (
 
 def create_job_log(url: str) -> None:
     """Create the job_log table in the database at ``url``."""
+    dialect = parse_url(url).dialect
+    keys = {
+        "sqlite": "integer PRIMARY KEY AUTOINCREMENT",
+        "postgresql": "bigserial PRIMARY KEY",
+        "mysql": "bigint AUTO_INCREMENT PRIMARY KEY",
+    }
     conn = _connect(url)
     try:
-        key = (
-            "integer PRIMARY KEY AUTOINCREMENT"
-            if isinstance(conn, sqlite3.Connection)
-            else "bigint AUTO_INCREMENT PRIMARY KEY"
-        )
-        conn.cursor().execute(JOB_LOG.format(key=key))
+        conn.cursor().execute(JOB_LOG.format(key=keys[dialect]))
         conn.commit()
     finally:
         conn.close()
@@ -62,6 +65,8 @@ def _connect(url: str) -> Any:
         conn = sqlite3.connect(parsed.path or "", timeout=30, isolation_level=None)
         conn.execute("PRAGMA busy_timeout = 30000")
         return conn
+    if parsed.dialect == "postgresql":
+        return psycopg.connect(url, autocommit=True)
     return pymysql.connect(
         host=parsed.host,
         port=parsed.port or 3306,

@@ -17,8 +17,9 @@ class OnlyRegistered:
     """Confirm, after decoding, that this worker has a perform function for the job.
 
     Where: right inside DecodeYAML, before anything logs or counts. ``with_registration_check``
-    puts it there for a Worker with ``class_aware=True``; its reserve query already keeps to handlers
-    that mention a registered name, so this check only catches the rare false match.
+    puts it there for a Worker with ``unknown_jobs="skip"`` (the default); its reserve query
+    already keeps to handlers that mention a registered name, so this check only catches the
+    rare false match.
 
     A job it does not own (or cannot decode) raises JobNotRegistered, which no middleware
     converts; the worker then unlocks the row with attempts unchanged and skips that id

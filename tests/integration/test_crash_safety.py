@@ -22,6 +22,7 @@ from procs import children, finish, wait_for, work
 from djmw.backends import open_backend
 from djmw.backends.base import SqlBackend
 from djmw.backends.mysql import MysqlBackend
+from djmw.backends.sqlite import SqliteBackend
 
 EXITS = {
     "exit3": "SystemExit: 3",
@@ -77,11 +78,26 @@ def _refuse_updates(db: SqlBackend) -> None:
             "CREATE TRIGGER djmw_test_read_only BEFORE UPDATE ON delayed_jobs FOR EACH ROW "
             "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'the table is read-only'"
         )
-    else:
+    elif isinstance(db, SqliteBackend):
         db._execute(
             "CREATE TRIGGER djmw_test_read_only BEFORE UPDATE ON delayed_jobs "
             "BEGIN SELECT RAISE(ABORT, 'the table is read-only'); END"
         )
+    else:
+        db._execute(
+            "CREATE FUNCTION djmw_test_read_only() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'the table is read-only'; END $$"
+        )
+        db._execute(
+            "CREATE TRIGGER djmw_test_read_only BEFORE UPDATE ON delayed_jobs "
+            "FOR EACH ROW EXECUTE FUNCTION djmw_test_read_only()"
+        )
+
+
+def _allow_updates(db: SqlBackend) -> None:
+    """Undo ``_refuse_updates``."""
+    on_table = "" if isinstance(db, MysqlBackend | SqliteBackend) else " ON delayed_jobs"
+    db._execute(f"DROP TRIGGER djmw_test_read_only{on_table}")
 
 
 def test_exit_on_complete_with_reserve_errors_exits_non_zero(
@@ -114,7 +130,7 @@ def test_exit_on_complete_waits_out_a_passing_reserve_error(
     log = tmp_path / "work.log"
     proc = work(proc_url, "--exit-on-complete", "--sleep-delay", "0.1", log=log)
     wait_for(lambda: "Error while reserving job" in log.read_text(), 30, "a reserve error")
-    db._execute("DROP TRIGGER djmw_test_read_only")
+    _allow_updates(db)
     assert finish(proc) == 0
     assert [job for job, _, _, _ in runs(proc_url)] == [job_id]
     assert db.job(job_id) is None
