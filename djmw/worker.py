@@ -280,7 +280,6 @@ class Worker:
         between_batches = None
         try:
             backend.check_schema()
-            _check_handlers(self.handlers)
             if self.prune_failed_after is not None:
                 pruner = Pruner(
                     failed_older_than=self.prune_failed_after,
@@ -291,6 +290,7 @@ class Worker:
                 between_batches = functools.partial(
                     pruner.run, worker_name=self.name, logger=self.logger
                 )
+            _check_handlers(self.handlers)
         except BaseException:
             backend.close()
             raise

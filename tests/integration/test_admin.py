@@ -57,7 +57,7 @@ def cli(db_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.Mon
     The command's logging setup is left out so that a worker thread's log lines never
     mix with the output under test.
     """
-    monkeypatch.setattr(djmw.cli, "configure_logging", lambda: None)
+    monkeypatch.setattr(djmw.cli, "configure_logging", lambda *args, **kwargs: None)
 
     def run(*args: str, database: bool = True, parse: bool = True) -> tuple[int, Any]:
         capsys.readouterr()

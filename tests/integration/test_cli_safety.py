@@ -323,16 +323,16 @@ def test_log_level_and_quiet_choose_the_lines(
         assert text not in out
 
 
+def _options_without_help(command: argparse.ArgumentParser, name: str) -> Iterator[str]:
+    for option in command._actions:
+        if isinstance(option, argparse._SubParsersAction):
+            for sub_name, sub_command in option.choices.items():
+                yield from _options_without_help(sub_command, f"{name} {sub_name}".strip())
+        elif not option.help and not isinstance(option, argparse._HelpAction):
+            yield f"{name} {'/'.join(option.option_strings) or option.dest}"
+
+
 def test_every_option_has_help_text() -> None:
-    """Every option of every command says what it does (hidden internal ones aside)."""
-    top = parser()
-    missing = []
-    for action in top._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, command in action.choices.items():
-                for option in command._actions:
-                    if option.help == argparse.SUPPRESS or isinstance(option, argparse._HelpAction):
-                        continue
-                    if not option.help:
-                        missing.append(f"{name} {'/'.join(option.option_strings)}")
-    assert missing == []
+    """Every option and argument of every command and subcommand says what it does
+    (hidden internal ones aside)."""
+    assert list(_options_without_help(parser(), "")) == []
