@@ -70,6 +70,33 @@ def test_demo_replaces_its_own_database_and_a_forced_file(tmp_path: Path) -> Non
     assert forced.read_bytes().startswith(b"SQLite format 3\x00")
 
 
+def test_demo_recognises_its_database_from_before_the_mark(tmp_path: Path) -> None:
+    """A demo.db left by a demo that did not mark its file yet (only delayed_jobs, only
+    demo rows) is replaced; a jobs table with other rows, or an empty one, is not."""
+    from djmw.cli.demo import ROWS
+
+    def jobs_file(name: str, handlers: list[str]) -> Path:
+        path = tmp_path / name
+        backend = open_backend(f"sqlite:///{path}")
+        backend.create_schema()
+        for handler in handlers:
+            backend.enqueue(handler)
+        backend.close()
+        return path
+
+    old = jobs_file("old.db", [handler for _, handler in ROWS[-2:]])
+    code, out = run(["demo", "--database", f"sqlite:///{old}"], tmp_path)
+    assert code == 0, out
+    for path in (
+        jobs_file("real.db", ["--- !ruby/struct:NewsletterJob\ntext: for real\n"]),
+        jobs_file("empty.db", []),
+    ):
+        before = path.read_bytes()
+        code, out = run(["demo", "--database", f"sqlite:///{path}"], tmp_path)
+        assert code == 2, out
+        assert path.read_bytes() == before
+
+
 def test_demo_refuses_a_server_database_without_showing_its_password(tmp_path: Path) -> None:
     """`djmw demo --database mysql://u:p@...`: exit 2, the URL shown redacted, and no file
     made from the URL's text."""
