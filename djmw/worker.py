@@ -304,8 +304,6 @@ class Worker:
         between_batches = None
         try:
             backend.check_schema()
-            _check_handlers(self.handlers)
-            crash, registry = self._recovery(bound, backend)
             if self.prune_failed_after is not None:
                 pruner = Pruner(
                     failed_older_than=self.prune_failed_after,
@@ -316,6 +314,8 @@ class Worker:
                 between_batches = functools.partial(
                     pruner.run, worker_name=self.name, logger=self.logger
                 )
+            _check_handlers(self.handlers)
+            crash, registry = self._recovery(bound, backend)
         except BaseException:
             backend.close()
             raise

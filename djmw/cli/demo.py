@@ -80,18 +80,29 @@ DEMO_APPLICATION_ID = 0x646A6D77
 def is_demo_database(path: str) -> bool:
     """True when ``path`` is an SQLite file an earlier ``djmw demo`` made.
 
-    Opened read-only: a text file, another app's database or a damaged file is False.
+    It carries the demo's application_id; or, made by a demo from before that mark, its
+    only table is delayed_jobs and every one of its rows is a demo row. Opened read-only:
+    a text file, another app's database or a damaged file is False.
     """
     uri = f"file:{quote(os.path.abspath(path))}?mode=ro"
     try:
         conn = sqlite3.connect(uri, uri=True)
         try:
-            row = conn.execute("PRAGMA application_id").fetchone()
+            (application_id,) = conn.execute("PRAGMA application_id").fetchone()
+            if application_id == DEMO_APPLICATION_ID:
+                return True
+            tables = {
+                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
+            if tables - {"sqlite_sequence"} != {"delayed_jobs"}:
+                return False
+            handlers = [r[0] for r in conn.execute("SELECT handler FROM delayed_jobs")]
         finally:
             conn.close()
     except sqlite3.Error:
         return False
-    return bool(row) and row[0] == DEMO_APPLICATION_ID
+    demo_handlers = {handler for _, handler in ROWS}
+    return bool(handlers) and all(handler in demo_handlers for handler in handlers)
 
 
 def demo_path(database: str, *, force: bool = False) -> str:

@@ -109,14 +109,14 @@ def register(commands: Any) -> None:
     listing.set_defaults(run=_list)
 
     show = sub.add_parser("show", help="one row, its payload, and why it runs or not")
-    show.add_argument("id", type=int)
+    show.add_argument("id", type=int, help="the row's id")
     _connection_options(show)
     show.add_argument("--handlers", help="dotted path of a djmw.Handlers, to check the name")
     _json_option(show)
     show.set_defaults(run=_show)
 
     retry = sub.add_parser("retry", help="run rows again now (failed_at NULL, attempts 0)")
-    retry.add_argument("ids", type=int, nargs="*", metavar="ID")
+    retry.add_argument("ids", type=int, nargs="*", metavar="ID", help="row ids to retry")
     retry.add_argument("--failed", action="store_true", help="every failed row (with filters)")
     _filter_options(retry)
     retry.add_argument("--keep-attempts", action="store_true", help="leave attempts as they are")
@@ -126,7 +126,7 @@ def register(commands: Any) -> None:
     retry.set_defaults(run=_retry)
 
     delete = sub.add_parser("delete", help="delete rows")
-    delete.add_argument("ids", type=int, nargs="*", metavar="ID")
+    delete.add_argument("ids", type=int, nargs="*", metavar="ID", help="row ids to delete")
     _filter_options(delete)
     _connection_options(delete)
     _write_options(delete)
@@ -146,7 +146,12 @@ def register(commands: Any) -> None:
     prune.set_defaults(run=_prune)
 
     stats = sub.add_parser("stats", help="rows per state per queue, name or state")
-    stats.add_argument("--by", choices=["queue", "name", "state"], default="queue")
+    stats.add_argument(
+        "--by",
+        choices=["queue", "name", "state"],
+        default="queue",
+        help="count rows per queue (default), decoded job name or state",
+    )
     _filter_options(stats, state=False)
     _connection_options(stats)
     _json_option(stats)
@@ -161,9 +166,11 @@ def register(commands: Any) -> None:
     enqueue = commands.add_parser("enqueue", help="write a job row a Ruby worker can run")
     enqueue.add_argument("name", help="the job name: NewsletterJob, ReportJob, User.cleanup")
     enqueue.add_argument("--args", type=_json_value, help="JSON arguments (see --kind)")
-    enqueue.add_argument("--kind", choices=KINDS, default="struct")
+    enqueue.add_argument(
+        "--kind", choices=KINDS, default="struct", help="the row's shape (default struct)"
+    )
     enqueue.add_argument("--queue", help="the queue (default NULL)")
-    enqueue.add_argument("--priority", type=int, default=0)
+    enqueue.add_argument("--priority", type=int, default=0, help="lower runs first (default 0)")
     enqueue.add_argument("--run-at", metavar="TIME", help="ISO time (UTC), now, or +5m")
     enqueue.add_argument("--record-id", help="the record of a Class#method job")
     _connection_options(enqueue)
@@ -174,7 +181,13 @@ def register(commands: Any) -> None:
     check.add_argument(
         "--max-age", type=_duration, default=300.0, help="seconds past run_at (default 300)"
     )
-    check.add_argument("--queue", action="append", dest="queues", metavar="Q")
+    check.add_argument(
+        "--queue",
+        action="append",
+        dest="queues",
+        metavar="Q",
+        help="check only this queue (repeat for several; default every queue)",
+    )
     check.add_argument("--ignore-failed", action="store_true", help="failed rows are fine")
     _connection_options(check)
     _json_option(check)

@@ -6,22 +6,24 @@ comes from elsewhere (a driver's message, a traceback). It knows the passwords o
 URLs the command was given: ``--database``, ``$DATABASE_URL`` and the config file's
 ``database``.
 
-Limits: passwords shorter than ``MIN_SECRET`` characters are not scrubbed from free text
-(they would garble every line that happens to contain them); the code paths above still
-never print them.
+Limits: a password is scrubbed wherever it appears only when it has at least
+``MIN_BARE_SECRET`` characters; a shorter one (``djmw``, ``secret``) would garble every
+line holding that word, so it is scrubbed only where it follows a user name, as
+``user:<password>@`` in a URL. The code paths above never print it anyway.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
 
 from djmw.backends.url import url_secrets
 
-#: Shorter passwords are not searched for in free text.
-MIN_SECRET = 4
+#: Shorter passwords are scrubbed only in a URL's ``user:<password>@``.
+MIN_BARE_SECRET = 8
 
 
 class Redactor(logging.Filter):
@@ -47,7 +49,7 @@ class Redactor(logging.Filter):
 
     def add(self, secrets: Iterable[str]) -> None:
         """Hide ``secrets`` too."""
-        found = {*self.secrets, *(s for s in secrets if len(s) >= MIN_SECRET)}
+        found = {*self.secrets, *(s for s in secrets if s)}
         self.secrets = sorted(found, key=len, reverse=True)
 
     def add_config(self, path: str | None) -> None:
@@ -66,7 +68,10 @@ class Redactor(logging.Filter):
     def redact(self, text: str) -> str:
         """Return ``text`` with every known password replaced by ``***``."""
         for secret in self.secrets:
-            text = text.replace(secret, "***")
+            if len(secret) >= MIN_BARE_SECRET:
+                text = text.replace(secret, "***")
+            else:
+                text = re.sub(rf"(:){re.escape(secret)}(@)", r"\1***\2", text)
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:

@@ -70,6 +70,33 @@ def test_demo_replaces_its_own_database_and_a_forced_file(tmp_path: Path) -> Non
     assert forced.read_bytes().startswith(b"SQLite format 3\x00")
 
 
+def test_demo_recognises_its_database_from_before_the_mark(tmp_path: Path) -> None:
+    """A demo.db left by a demo that did not mark its file yet (only delayed_jobs, only
+    demo rows) is replaced; a jobs table with other rows, or an empty one, is not."""
+    from djmw.cli.demo import ROWS
+
+    def jobs_file(name: str, handlers: list[str]) -> Path:
+        path = tmp_path / name
+        backend = open_backend(f"sqlite:///{path}")
+        backend.create_schema()
+        for handler in handlers:
+            backend.enqueue(handler)
+        backend.close()
+        return path
+
+    old = jobs_file("old.db", [handler for _, handler in ROWS[-2:]])
+    code, out = run(["demo", "--database", f"sqlite:///{old}"], tmp_path)
+    assert code == 0, out
+    for path in (
+        jobs_file("real.db", ["--- !ruby/struct:NewsletterJob\ntext: for real\n"]),
+        jobs_file("empty.db", []),
+    ):
+        before = path.read_bytes()
+        code, out = run(["demo", "--database", f"sqlite:///{path}"], tmp_path)
+        assert code == 2, out
+        assert path.read_bytes() == before
+
+
 def test_demo_refuses_a_server_database_without_showing_its_password(tmp_path: Path) -> None:
     """`djmw demo --database mysql://u:p@...`: exit 2, the URL shown redacted, and no file
     made from the URL's text."""
@@ -323,16 +350,16 @@ def test_log_level_and_quiet_choose_the_lines(
         assert text not in out
 
 
+def _options_without_help(command: argparse.ArgumentParser, name: str) -> Iterator[str]:
+    for option in command._actions:
+        if isinstance(option, argparse._SubParsersAction):
+            for sub_name, sub_command in option.choices.items():
+                yield from _options_without_help(sub_command, f"{name} {sub_name}".strip())
+        elif not option.help and not isinstance(option, argparse._HelpAction):
+            yield f"{name} {'/'.join(option.option_strings) or option.dest}"
+
+
 def test_every_option_has_help_text() -> None:
-    """Every option of every command says what it does (hidden internal ones aside)."""
-    top = parser()
-    missing = []
-    for action in top._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, command in action.choices.items():
-                for option in command._actions:
-                    if option.help == argparse.SUPPRESS or isinstance(option, argparse._HelpAction):
-                        continue
-                    if not option.help:
-                        missing.append(f"{name} {'/'.join(option.option_strings)}")
-    assert missing == []
+    """Every option and argument of every command and subcommand says what it does
+    (hidden internal ones aside)."""
+    assert list(_options_without_help(parser(), "")) == []

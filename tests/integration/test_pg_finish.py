@@ -29,7 +29,8 @@ FLAKY = "--- !ruby/struct:FlakyJob\nn: 1\n"
 @pytest.mark.parametrize("finish_sql", ["pipeline", "statement", "separate"])
 def test_every_form_leaves_the_same_rows(pg_url: str, finish_sql: str) -> None:
     """Successes are deleted, a job failing once with no backoff runs again in the same
-    batch, a permanent failure keeps its lock columns; every job ran the expected times."""
+    batch, a permanent failure keeps its lock columns; every job ran the expected times.
+    ``unknown_jobs="fail"``: the job with no perform function is that permanent failure."""
     clock = ManualClock(T0)
     db = open_backend(pg_url, clock=clock)
     db.create_schema()
@@ -59,6 +60,7 @@ def test_every_form_leaves_the_same_rows(pg_url: str, finish_sql: str) -> None:
         clock=clock,
         name="finisher",
         backend_options={"finish_sql": finish_sql},
+        unknown_jobs="fail",
     )
     assert worker.work_off(20) == (6, 2)
     worker.close(clear_locks=False)
