@@ -14,9 +14,11 @@ answers() {
   command -v pg_isready >/dev/null 2>&1 && pg_isready -q -h 127.0.0.1 -p 5432
 }
 
+# The role must also be able to end sessions in a test database it drops (DROP DATABASE
+# ... WITH (FORCE) ends autovacuum workers too, which needs pg_signal_backend).
 role_ready() {
-  PGPASSWORD="$PASSWORD" psql -h 127.0.0.1 -p 5432 -U "$ROLE" -d "$ROLE" -Atqc 'SELECT 1' \
-    >/dev/null 2>&1
+  PGPASSWORD="$PASSWORD" psql -h 127.0.0.1 -p 5432 -U "$ROLE" -d "$ROLE" -Atqc \
+    "SELECT pg_has_role(current_user, 'pg_signal_backend', 'MEMBER')" 2>/dev/null | grep -qx t
 }
 
 if answers && role_ready; then
@@ -68,6 +70,7 @@ BEGIN
   END IF;
 END
 \$\$;
+GRANT pg_signal_backend TO $ROLE;
 SQL
 if ! su postgres -c "psql -Atqc \"SELECT 1 FROM pg_database WHERE datname = '$ROLE'\"" | grep -q 1; then
   su postgres -c "createdb -O $ROLE $ROLE"
