@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 from collections.abc import Sequence
 
 from djmw.backends import open_backend
@@ -13,21 +12,18 @@ from djmw.cli.pool import WorkerPool, worker_names
 from djmw.cli.supervisor import Supervisor
 from djmw.config import load_config, worker_from_mapping
 from djmw.errors import DjmwError
+from djmw.logs import DelayedJobFormatter, LineHandler
 from djmw.worker import Worker, default_worker_name
-
-LOG_FORMAT = "%(asctime)s: %(message)s"
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
-
-
-class _UtcFormatter(logging.Formatter):
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        return time.strftime(datefmt or TIME_FORMAT, time.gmtime(record.created))
 
 
 def configure_logging(level: int = logging.INFO) -> None:
-    """Log as delayed_job does: ``<%FT%T%z>: [Worker(<name>)] ...`` on standard output."""
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(_UtcFormatter(LOG_FORMAT, TIME_FORMAT))
+    """Log as delayed_job does: ``<%FT%T%z>: [Worker(<name>)] ...`` on standard output.
+
+    Lines are flushed in the background within 0.2 s (at once from WARNING up): a
+    flush per line would be a system call per log line, two per job.
+    """
+    handler = LineHandler(sys.stdout)
+    handler.setFormatter(DelayedJobFormatter())
     root = logging.getLogger("djmw")
     root.handlers[:] = [handler]
     root.setLevel(level)
