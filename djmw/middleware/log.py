@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 
 import attrs
 
@@ -106,7 +107,7 @@ class LogOutcome:
                     )
         return outcome
 
-    def _say(self, level: int, msg: str, *args: object, extra: dict[str, object]) -> None:
+    def _say(self, level: int, msg: str, *args: object, extra: Mapping[str, object]) -> None:
         # Logger.info() would look up the caller's frame for every record (findCaller);
         # these records name LogOutcome as their function instead, and cost a third less.
         logger = self.logger
