@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from djmw._clock import Clock, utc_now
-from djmw.backends._sql import ReserveRequest, handler_marker, truncate_utf8
-from djmw.backends.base import Backend, BackendFactory, SqlBackend
+from djmw.backends._sql import NewJob, ReserveRequest, handler_marker, truncate_utf8
+from djmw.backends.base import Backend, BackendFactory, Finish, SqlBackend
 from djmw.backends.url import DatabaseUrl, parse_url
 from djmw.errors import ConfigurationError
 
@@ -50,6 +50,8 @@ __all__ = [
     "Backend",
     "BackendFactory",
     "DatabaseUrl",
+    "Finish",
+    "NewJob",
     "ReserveRequest",
     "SqlBackend",
     "handler_marker",

@@ -54,6 +54,7 @@ def _build_worker(args: argparse.Namespace, name: str) -> Worker:
         "table": args.table,
         "handlers": args.handlers,
         "max_reserve_errors": args.max_reserve_errors,
+        "prefetch": args.prefetch,
     }
     if args.config:
         return load_config(args.config, **overrides)
@@ -127,6 +128,11 @@ def parser() -> argparse.ArgumentParser:
         "--max-reserve-errors",
         type=_positive_int,
         help="consecutive reserve errors before exiting (default 10)",
+    )
+    work.add_argument(
+        "--prefetch",
+        type=_positive_int,
+        help="rows claimed per transaction (default 1); a crash leaves up to this many locked",
     )
     work.add_argument("--process-index", type=int, help=argparse.SUPPRESS)
     work.set_defaults(run=_work)
