@@ -7,6 +7,7 @@ This module imports nothing from djmw but ``errors`` and ``job``: any layer may 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -92,6 +93,7 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self.flush_interval = flush_interval
         self._pending = threading.Event()
         self._flusher: threading.Thread | None = None
+        self._closed = False
 
     def emit(self, record: logging.LogRecord) -> None:
         """Write the formatted record; flush now (WARNING and above) or soon."""
@@ -112,9 +114,18 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
                 self._flusher.start()
             self._pending.set()
 
+    def close(self) -> None:
+        """Flush what is buffered and stop the background flushes."""
+        self._closed = True
+        self._pending.set()  # wake the flusher so that it ends
+        with contextlib.suppress(ValueError):  # the stream may be closed already
+            self.flush()
+        super().close()
+
     def _flush_soon(self) -> None:
-        while True:
+        while not self._closed:
             self._pending.wait()
             time.sleep(self.flush_interval)
             self._pending.clear()
-            self.flush()
+            with contextlib.suppress(ValueError):  # the stream was closed meanwhile
+                self.flush()

@@ -13,6 +13,10 @@ from collections.abc import Callable
 _PURGE_AT = 256
 
 
+def _nothing() -> None:
+    """The callback of a cancelled deadline."""
+
+
 class Deadline:
     """A scheduled callback; ``cancel()`` keeps it from running if it has not yet."""
 
@@ -28,6 +32,7 @@ class Deadline:
         """Do not run the callback (a no-op once it ran)."""
         if self.active:
             self.active = False
+            self.callback = _nothing  # the heap keeps the entry a while; not the job
             self._watchdog._cancelled()
 
 
