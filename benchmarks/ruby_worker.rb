@@ -1,6 +1,10 @@
-# The Ruby side of benchmarks/throughput.py: delayed_job's own worker over no-op jobs.
-# Usage: DJ_DATABASE=mysql2://root@127.0.0.1:3306/db ruby benchmarks/ruby_worker.rb
+# One Ruby delayed_job worker process for benchmarks/throughput.py: no-op Struct jobs.
+# Usage: DJ_DATABASE=mysql2://root@127.0.0.1:3306/db DJ_LOG=/path ruby benchmarks/ruby_worker.rb
+# Prints "ready" once booted and connected, waits for a line on standard input, then runs
+# Delayed::Worker#work_off until a batch finds nothing (what `start` with exit_on_complete
+# does), and prints one JSON line: jobs run, CPU seconds and the end time.
 require "uri"
+require "json"
 require "logger"
 require "active_record"
 require "delayed_job"
@@ -12,13 +16,26 @@ ActiveRecord::Base.establish_connection(
   password: uri.password.to_s, database: uri.path.sub("/", "")
 )
 ActiveRecord::Base.logger = nil
-Delayed::Worker.logger = Logger.new(File::NULL)
+logger = Logger.new(ENV.fetch("DJ_LOG", File::NULL))
+logger.level = Logger::INFO
+Delayed::Worker.logger = logger
 
 NoopJob = Struct.new(:n) do
   def perform; end
 end
 
-started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
-Delayed::Worker.new(exit_on_complete: true, quiet: true).start
-elapsed = Process.clock_gettime(Process::CLOCK_MONOTONIC) - started
-puts format("%.3f", elapsed)
+worker = Delayed::Worker.new(quiet: true)
+worker.name = "ruby.#{ENV.fetch('DJ_INDEX', '0')} pid:#{Process.pid}"
+ActiveRecord::Base.connection.execute("SELECT 1")
+$stdout.puts "ready"
+$stdout.flush
+$stdin.gets
+cpu = Process.clock_gettime(Process::CLOCK_PROCESS_CPUTIME_ID)
+jobs = 0
+loop do
+  succeeded, failed = worker.work_off
+  jobs += succeeded + failed
+  break if (succeeded + failed).zero?
+end
+cpu = Process.clock_gettime(Process::CLOCK_PROCESS_CPUTIME_ID) - cpu
+$stdout.puts JSON.generate(jobs: jobs, cpu: cpu, end: Time.now.to_f)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import random
 import re
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Literal, TypeVar
@@ -262,11 +264,26 @@ class MysqlBackend(SqlBackend):
             return int(cursor.lastrowid)
 
     def _write(self, action: Callable[[], T]) -> T:
+        # The first try runs bare: building the tenacity machinery for every write would
+        # cost a fifth of a prefetching worker's CPU, and nearly every write lands at once.
+        try:
+            return action()
+        except pymysql.err.MySQLError as exc:
+            if not is_transient(exc):
+                msg = f"MySQL write failed: {exc}"
+                raise BackendError(msg) from exc
+            self._retrying_write(exc, 1)
+        return self._retry_write(action)
+
+    def _retrying_write(self, exc: BaseException | None, tries: int) -> None:
+        if _code(exc) in _LOCK_ERRORS if exc else False:
+            self.stats["deadlocks_retried"] += 1
+        logger.warning("Retrying a write after %s (try %d)", exc, tries)
+
+    def _retry_write(self, action: Callable[[], T]) -> T:
         def before_sleep(state: tenacity.RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
-            if _code(exc) in _LOCK_ERRORS if exc else False:
-                self.stats["deadlocks_retried"] += 1
-            logger.warning("Retrying a write after %s (try %d)", exc, state.attempt_number)
+            self._retrying_write(exc, state.attempt_number + 1)
 
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_delay(self.write_retry_seconds),
@@ -275,6 +292,7 @@ class MysqlBackend(SqlBackend):
             before_sleep=before_sleep,
             reraise=True,
         )
+        time.sleep(0.05 + random.uniform(0, 0.05))  # noqa: S311 - jitter, not secrecy
         try:
             return retrying(action)
         except pymysql.err.MySQLError as exc:
