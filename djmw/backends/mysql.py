@@ -51,9 +51,9 @@ _JSON_ROW = (
     "created_at, updated_at)"
 )
 
-# Statement positions in the multi-statement transactions: SET, START TRANSACTION, then
-# (the finishing write,) SELECT ... INTO, UPDATE, SELECT <the claimed row>, COMMIT.
-_FINISH = 2
+# Statement positions in the multi-statement transactions: START TRANSACTION, then (the
+# finishing write,) SET @djmw_id = (SELECT ...), UPDATE, SELECT <the claimed row>, COMMIT.
+_FINISH = 1
 _CLAIMED_ROW = -2
 
 ReserveSql = Literal["auto", "skip_locked", "update_limit"]
@@ -329,7 +329,9 @@ class MysqlBackend(SqlBackend):
         where, params = self.where(request)
         t, name = self._t, request.worker_name
         sql = (
-            f"SELECT id INTO @djmw_id FROM {t} WHERE {where} {ORDER} LIMIT 1 FOR UPDATE SKIP LOCKED; "
+            # SET, unlike SELECT ... INTO, assigns NULL when no row is found.
+            f"SET @djmw_id = (SELECT id FROM {t} WHERE {where} {ORDER} LIMIT 1 "
+            "FOR UPDATE SKIP LOCKED); "
             f"UPDATE {t} SET locked_at = %s, locked_by = %s WHERE id = @djmw_id AND {where}; "
             f"SELECT {_JSON_ROW} FROM {t} WHERE id = @djmw_id AND locked_by = %s; "
         )
@@ -362,7 +364,7 @@ class MysqlBackend(SqlBackend):
     def _reserve_skip_locked(self, request: ReserveRequest) -> Job | None:
         # One round trip: find, lock and read the row in one short transaction.
         claim, values = self._claim(request)
-        results = self._multi(f"SET @djmw_id = NULL; START TRANSACTION; {claim}COMMIT", values)
+        results = self._multi(f"START TRANSACTION; {claim}COMMIT", values)
         row = results[_CLAIMED_ROW][1]
         return self.to_job(json.loads(row[0]), request.max_run_time) if row else None
 
@@ -377,7 +379,7 @@ class MysqlBackend(SqlBackend):
             return super().finish_and_reserve(job, outcome, request)
         finish, finish_values = self.outcome_sql(job, outcome)
         claim, values = self._claim(request)
-        sql = f"SET @djmw_id = NULL; START TRANSACTION; {finish}; {claim}COMMIT"
+        sql = f"START TRANSACTION; {finish}; {claim}COMMIT"
         try:
             results = self._multi(sql, (*finish_values, *values))
         except Exception as exc:  # rolled back: nothing of it happened
