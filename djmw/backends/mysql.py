@@ -268,8 +268,11 @@ class MysqlBackend(SqlBackend):
         # cost a fifth of a prefetching worker's CPU, and nearly every write lands at once.
         try:
             return action()
-        except pymysql.err.MySQLError as exc:
+        except (pymysql.err.MySQLError, BackendError) as exc:
+            # A BackendError here is a failed reconnect: transient when its cause is.
             if not is_transient(exc):
+                if isinstance(exc, BackendError):
+                    raise
                 msg = f"MySQL write failed: {exc}"
                 raise BackendError(msg) from exc
             self._retrying_write(exc, 1)

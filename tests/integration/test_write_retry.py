@@ -65,3 +65,21 @@ def test_repeated_deadlocks_keep_being_retried(mysql_url: str) -> None:
     assert len(tries) == 4
     assert backend.stats["deadlocks_retried"] == 3
     backend.close()
+
+
+def test_a_failed_reconnect_is_retried_like_a_lost_connection(mysql_url: str) -> None:
+    """A reconnect that fails (BackendError caused by a lost connection) is retried too:
+    the write lands once the server answers again."""
+    backend = _backend(mysql_url)
+    tries: list[int] = []
+
+    def action() -> int:
+        tries.append(1)
+        if len(tries) == 1:
+            lost = pymysql.err.OperationalError(2003, "Can't connect to MySQL server")
+            raise BackendError("cannot connect") from lost
+        return 5
+
+    assert backend._write(action) == 5
+    assert len(tries) == 2
+    backend.close()
