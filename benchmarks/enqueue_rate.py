@@ -30,7 +30,7 @@ def ruby_rate() -> float:
     url = fresh_table(0)
     env = {**os.environ, "DJ_DATABASE": url.replace("mysql://", "mysql2://")}
     out = subprocess.run(
-        ["ruby", str(ROOT / "benchmarks" / "ruby_enqueue.rb"), str(RUBY_ROWS)],
+        ["ruby", str(ROOT / "benchmarks" / "ruby_enqueue_rate.rb"), str(RUBY_ROWS)],
         env=env,
         check=True,
         capture_output=True,

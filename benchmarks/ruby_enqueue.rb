@@ -1,24 +1,28 @@
-# Ruby's enqueue rate for benchmarks/enqueue_rate.py: Delayed::Job.enqueue of N no-op jobs.
-# Usage: DJ_DATABASE=mysql2://root@127.0.0.1:3306/db ruby benchmarks/ruby_enqueue.rb N
-# Prints the seconds N enqueues took (after boot and connection).
+# The Ruby side of benchmarks/pg_latency.py: a Rails-like app enqueueing jobs one by one.
+# Usage: DJ_DATABASE=postgresql://u:p@127.0.0.1:5432/db ruby benchmarks/ruby_enqueue.rb COUNT
+# Enqueues COUNT LatencyJob rows with Delayed::Job.enqueue, 0.05 to 0.25 s apart (random).
 require "uri"
+require "logger"
 require "active_record"
 require "delayed_job"
 require "delayed_job_active_record"
 
 uri = URI.parse(ENV.fetch("DJ_DATABASE"))
 ActiveRecord::Base.establish_connection(
-  adapter: "mysql2", host: uri.host, port: uri.port || 3306, username: uri.user || "root",
+  adapter: "postgresql", host: uri.host, port: uri.port || 5432, username: uri.user,
   password: uri.password.to_s, database: uri.path.sub("/", "")
 )
 ActiveRecord::Base.logger = nil
+Delayed::Worker.logger = Logger.new(File::NULL)
 
-NoopJob = Struct.new(:n) do
+LatencyJob = Struct.new(:n) do
   def perform; end
 end
 
 count = Integer(ARGV.fetch(0))
-ActiveRecord::Base.connection.execute("SELECT 1")
-started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
-count.times { |i| Delayed::Job.enqueue(NoopJob.new(i)) }
-puts format("%.4f", Process.clock_gettime(Process::CLOCK_MONOTONIC) - started)
+random = Random.new(42)
+count.times do |n|
+  Delayed::Job.enqueue(LatencyJob.new(n))
+  sleep(0.05 + random.rand * 0.2)
+end
+puts "enqueued #{count}"

@@ -103,7 +103,7 @@ def command(
         env["DJ_DATABASE"] = url.replace("mysql://", "mysql2://")
         env["DJ_LOG"] = str(workdir / f"ruby.{index}.log")
         env["DJ_INDEX"] = str(index)
-        return ["ruby", str(ROOT / "benchmarks" / "ruby_worker.rb")], env
+        return ["ruby", str(ROOT / "benchmarks" / "ruby_bench_worker.rb")], env
     procs = [sys.executable, str(ROOT / "benchmarks" / "procs.py")]
     if contender == "raw":
         return [*procs, "raw", url, str(index)], env

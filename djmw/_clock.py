@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -16,3 +17,17 @@ def utc_now() -> datetime:
 def local_now() -> datetime:
     """Return the current local wall time, naive; mimics ``default_timezone = :local``."""
     return datetime.now()
+
+
+_EPOCH = datetime(1970, 1, 1)
+
+
+def seconds_since(moment: datetime, clock: Clock) -> float:
+    """Seconds from ``moment`` (naive, in ``clock``'s time) to now on ``clock``.
+
+    For the default ``utc_now`` it reads ``time.time()``, a fifth of the cost of building
+    a datetime; metrics and log lines ask this once per job.
+    """
+    if clock is utc_now:
+        return time.time() - (moment - _EPOCH).total_seconds()
+    return (clock() - moment).total_seconds()

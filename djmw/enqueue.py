@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from djmw.backends import Backend, NewJob, open_backend
+from djmw.observe.tracecontext import with_trace_context
 
 
 def enqueue(
@@ -16,6 +17,7 @@ def enqueue(
     run_at: datetime | None = None,
     queue: str | None = None,
     table: str = "delayed_jobs",
+    trace_context: bool = True,
 ) -> int:
     """Insert one job row and return its id.
 
@@ -30,11 +32,17 @@ def enqueue(
         handler: the handler YAML.
         priority / run_at / queue: the row's columns (lower priority runs first).
         table: the table name when ``database`` is a URL.
+        trace_context: when the application uses OpenTelemetry and a span is active,
+            append its W3C trace context to the handler as YAML comment lines (Ruby and
+            djmw's decoder ignore them; ``djmw.middleware.Trace`` continues the trace).
+            Nothing is appended otherwise, and opentelemetry is never imported here.
 
     Note:
         A Ruby worker takes any eligible row: put Python-only jobs in a queue Ruby
         workers do not work, or give them a job class that exists on both sides.
     """
+    if trace_context:
+        handler = with_trace_context(handler)
     if database is not None and not isinstance(database, str):
         return database.enqueue(handler, priority=priority, run_at=run_at, queue=queue)
     backend = open_backend(database, table=table)

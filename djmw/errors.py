@@ -8,6 +8,7 @@ DjmwError
 │   ├── OutcomeNotRecorded    a finished job's outcome could not be written
 │   └── ReserveErrorsExceeded too many consecutive reserve errors; the loop ends
 ├── JobNotRegistered          class-aware: the job belongs to another runtime; given back
+├── JobNotFound               the operations API was given a row id that does not exist
 └── JobError                  about one job; carries job_id when known
     ├── JobTimeout            EnforceTimeout fired (a retryable failed attempt)
     │   └── TimeoutInterrupt  raised into the job's thread at the limit (internal)
@@ -204,6 +205,22 @@ class JobNotRegistered(DjmwError):
         reason = "cannot be decoded here" if undecodable else "has no perform function here"
         super().__init__(f"job {job_id} ({display_name}) {reason}; giving it back")
         self.job_id = job_id
+
+
+class JobNotFound(DjmwError):
+    """Row ids given to the operations API (``djmw.admin.Jobs``) that the table lacks.
+
+    Raised before anything is written, so a typo in one id changes no row.
+
+    Attributes:
+        job_ids: the missing ids, ascending.
+    """
+
+    def __init__(self, job_ids: list[int]) -> None:
+        shown = ", ".join(str(job_id) for job_id in job_ids)
+        noun = "job" if len(job_ids) == 1 else "jobs"
+        super().__init__(f"no {noun} with id {shown} in the table; nothing was changed.")
+        self.job_ids = job_ids
 
 
 class TimeoutInterrupt(JobTimeout):

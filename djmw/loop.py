@@ -32,6 +32,7 @@ from djmw.errors import (
 )
 from djmw.job import Job
 from djmw.logs import job_prefix, worker_prefix
+from djmw.observe.health import Health
 from djmw.outcome import Outcome, Succeeded, error_text
 from djmw.prefetch import Prefetch
 
@@ -75,6 +76,10 @@ class LoopSettings:
     exit_on_complete: bool
     max_reserve_errors: int
     logger: logging.Logger
+    health: Health = attrs.field(factory=Health)
+    #: Called with the worker's connection before each batch (the Pruner); errors are
+    #: logged, never fatal.
+    between_batches: Callable[[Backend], object] | None = None
     prefetch: int = 1
 
 
@@ -145,9 +150,11 @@ class Loop:
         log, prefix = self.settings.logger, self._prefix
         log.info("%s Starting job worker", prefix)
         self.status = "running"
+        self.settings.health.loop_started()
         self.clear_locks()
         try:
             while not self._stop.is_set():
+                self._between_batches()
                 started = time.monotonic()
                 succeeded, failed = self.batch(self.settings.batch_size, keep_prefetched=True)
                 count = succeeded + failed
@@ -162,7 +169,7 @@ class Loop:
                     self.status = "done"
                     return
                 self.status = "sleeping"
-                self._stop.wait(self.idle_delay())
+                self._db.wait_for_jobs(self.idle_delay(), self._stop)
                 if self.status == "sleeping":
                     self.status = "running"
             self.status = "stopped"
@@ -176,6 +183,7 @@ class Loop:
             self.status, self.error = "crashed", exc
             raise
         finally:
+            self.settings.health.loop_ended()
             self.close()
 
     def close(self, *, clear_locks: bool = True) -> None:
@@ -194,6 +202,15 @@ class Loop:
             self._db.clear_locks(self.settings.name)
         except DjmwError as exc:
             self.settings.logger.error("%s Could not clear locks: %s", self._prefix, exc)
+
+    def _between_batches(self) -> None:
+        task = self.settings.between_batches
+        if task is None:
+            return
+        try:
+            task(self._db)
+        except Exception as exc:  # housekeeping must never stop the worker
+            self.settings.logger.error("%s Housekeeping failed: %s", self._prefix, exc)
 
     def give_back_prefetched(self) -> None:
         """Unlock the rows claimed ahead and not started, attempts unchanged; logs errors."""
@@ -271,6 +288,7 @@ class Loop:
                 self._not_recorded(finished.job, exc)
             return self._reserve()
         except (BackendError, OSError) as exc:
+            self.settings.health.reserved(ok=False)
             self._reserve_errors += 1
             self.settings.logger.info("%s Error while reserving job: %s", self._prefix, exc)
             if self._reserve_errors >= self.settings.max_reserve_errors:
@@ -281,6 +299,7 @@ class Loop:
                 raise ReserveErrorsExceeded(msg) from exc
             return None
         self._reserve_errors = 0
+        self.settings.health.reserved(ok=True, busy=job is not None)
         return job
 
     def _run_chain(self, job: Job) -> Outcome:

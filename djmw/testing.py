@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 import attrs
 
 from djmw._clock import Clock, utc_now
-from djmw.backends import ReserveRequest, handler_marker, truncate_utf8
+from djmw.backends import QueueStats, ReserveRequest, handler_marker, truncate_utf8
 from djmw.backends._sql import NewJob
 from djmw.backends.base import Finish
 from djmw.chain import CallNext
@@ -294,6 +294,52 @@ class InMemoryBackend:
     def jobs(self) -> list[Job]:
         """Return every row, ordered by id."""
         return [self.rows[job_id] for job_id in sorted(self.rows)]
+
+    def queue_stats(self, now: datetime) -> list[QueueStats]:
+        """Count the rows per (queue, priority) as the SQL backends' GROUP BY does."""
+        groups: dict[tuple[str, int], list[Job]] = {}
+        for job in self.rows.values():
+            groups.setdefault((job.queue or "", job.priority or 0), []).append(job)
+        stats = []
+        for (_, priority), jobs in sorted(groups.items()):
+            working = [j for j in jobs if j.locked_at is not None and j.failed_at is None]
+            workable = [
+                j
+                for j in jobs
+                if j.locked_at is None
+                and j.failed_at is None
+                and j.run_at is not None
+                and j.run_at <= now
+            ]
+            oldest_lock = min((j.locked_at for j in working if j.locked_at), default=None)
+            oldest_run = min((j.run_at for j in workable if j.run_at), default=None)
+            stats.append(
+                QueueStats(
+                    queue=jobs[0].queue,
+                    priority=priority,
+                    count=len(jobs),
+                    future_count=sum(1 for j in jobs if j.run_at is not None and j.run_at > now),
+                    working_count=len(working),
+                    workable_count=len(workable),
+                    erroring_count=sum(
+                        1 for j in jobs if j.last_error is not None and j.failed_at is None
+                    ),
+                    failed_count=sum(1 for j in jobs if j.failed_at is not None),
+                    pending_count=sum(1 for j in jobs if j.attempts == 0 and j.locked_at is None),
+                    max_lock_age=(now - oldest_lock).total_seconds() if oldest_lock else 0.0,
+                    max_age=(now - oldest_run).total_seconds() if oldest_run else 0.0,
+                )
+            )
+        return stats
+
+    def hold_lock(self, name: str) -> bool:
+        """Always True: every connection of an InMemoryBackend is this one object."""
+        return True
+
+    def wait_for_jobs(self, timeout: float, stop: threading.Event) -> bool:
+        """Sleep up to ``timeout`` seconds or until ``stop`` is set; never notified."""
+        stop.wait(timeout)
+        return False
 
     def close(self) -> None:
         """Nothing to close."""

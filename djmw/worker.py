@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -12,6 +13,8 @@ from typing import Any, Literal
 import attrs
 
 from djmw._clock import Clock, local_now, utc_now
+from djmw.admin.durations import parse_duration
+from djmw.admin.prune import Pruner
 from djmw.backends import Backend, ReserveRequest, open_backend, parse_url
 from djmw.chain import Middleware, compose
 from djmw.errors import ConfigurationError, DjmwError, ReserveErrorsExceeded
@@ -21,6 +24,7 @@ from djmw.logs import LOGGER_NAME
 from djmw.loop import Loop, LoopSettings, Status
 from djmw.middleware import bind_backend, check_chain, default_middlewares
 from djmw.middleware.registered import with_registration_check
+from djmw.observe.health import Health
 from djmw.validation import (
     boolean,
     integer,
@@ -67,6 +71,12 @@ def _handlers(instance: object, attribute: Any, value: object) -> None:
         raise ConfigurationError(msg)
 
 
+def _optional_duration(value: object) -> float | None:
+    if value is None:
+        return None
+    return parse_duration(value, "Worker: prune_failed_after")
+
+
 def _clock_for(worker: Worker) -> Clock:
     return local_now if worker.timezone == "local" else utc_now
 
@@ -111,6 +121,11 @@ class Worker:
             match is unlocked at once with attempts unchanged. For tables shared with
             Ruby workers. Off by default.
         logger: where worker lines go; default the ``djmw`` logger.
+        prune_failed_after: delete failed rows older than this (seconds, or ``30d``);
+            None (the default) keeps them. Runs between batches, at most once per
+            ``prune_interval`` across every worker of the database (``djmw.admin.Pruner``,
+            which records its runs in the side table ``djmw_tasks``).
+        prune_interval: seconds between two prunes of the whole fleet (default 300).
     """
 
     database: str | None = attrs.field(default=None, repr=_redacted)
@@ -140,7 +155,11 @@ class Worker:
     backend_options: dict[str, Any] = attrs.field(factory=dict)
     class_aware: bool = attrs.field(default=False, validator=boolean)
     logger: logging.Logger = attrs.field(factory=lambda: logging.getLogger(LOGGER_NAME))
+    prune_failed_after: float | None = attrs.field(default=None, converter=_optional_duration)
+    prune_interval: float = attrs.field(default=300.0, validator=positive_number)
 
+    #: What this worker's probes answer; its loop keeps it up to date.
+    health: Health = attrs.field(factory=Health, init=False, repr=False)
     _loop: Loop | None = attrs.field(default=None, init=False)
     _thread: threading.Thread | None = attrs.field(default=None, init=False)
     _error: BaseException | None = attrs.field(default=None, init=False)
@@ -207,8 +226,19 @@ class Worker:
         check_chain(middlewares)
         chain = compose(bind_backend(middlewares, self.connect), self.handlers)
         backend = self.connect()
+        between_batches = None
         try:
             backend.check_schema()
+            if self.prune_failed_after is not None:
+                pruner = Pruner(
+                    failed_older_than=self.prune_failed_after,
+                    interval=self.prune_interval,
+                    clock=self.clock,
+                )
+                pruner.prepare(backend)
+                between_batches = functools.partial(
+                    pruner.run, worker_name=self.name, logger=self.logger
+                )
         except BaseException:
             backend.close()
             raise
@@ -220,6 +250,8 @@ class Worker:
             exit_on_complete=self.exit_on_complete,
             max_reserve_errors=self.max_reserve_errors,
             logger=self.logger,
+            health=self.health,
+            between_batches=between_batches,
             prefetch=self.prefetch,
         )
         self._loop = Loop(settings, backend, chain)

@@ -11,6 +11,7 @@ PACKAGES=(
   ruby-delayed-job-active-record
   ruby-activerecord
   ruby-mysql2
+  ruby-pg
   ruby-sqlite3
   ruby-globalid
   ruby-activejob

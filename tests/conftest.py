@@ -1,4 +1,4 @@
-"""Shared fixtures: a fresh MariaDB database or SQLite file per test, and fake clocks."""
+"""Shared fixtures: a fresh MariaDB or PostgreSQL database or SQLite file per test."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pymysql
 import pytest
+from pgserver import drop_pg_database, new_pg_database
 
 from djmw.backends import open_backend
 from djmw.backends.base import SqlBackend
@@ -47,17 +48,30 @@ def mysql_url() -> Iterator[str]:
 
 
 @pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A URL of a new, empty PostgreSQL database, dropped after the test."""
+    url = new_pg_database()
+    try:
+        yield url
+    finally:
+        drop_pg_database(url)
+
+
+@pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     """A URL of a new SQLite file."""
     return f"sqlite:///{tmp_path / 'jobs.db'}"
 
 
-@pytest.fixture(params=["mysql", "sqlite"])
+@pytest.fixture(params=["mysql", "postgresql", "sqlite"])
 def db_url(request: pytest.FixtureRequest) -> str:
     """Each database djmw supports in turn: the test runs once per dialect."""
     if request.param == "mysql":
         request.applymarker(pytest.mark.mysql)
         return str(request.getfixturevalue("mysql_url"))
+    if request.param == "postgresql":
+        request.applymarker(pytest.mark.postgresql)
+        return str(request.getfixturevalue("pg_url"))
     return str(request.getfixturevalue("sqlite_url"))
 
 

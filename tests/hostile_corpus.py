@@ -11,7 +11,7 @@ from a plain ready row, and what one ``Worker.work_off`` must leave behind:
 
 Static handlers live in ``tests/fixtures/hostile/``; big or binary ones are built here.
 ``tests/integration/test_hostile_rows.py`` inserts the whole corpus into one table and
-runs one worker over it, on MariaDB and on SQLite.
+runs one worker over it, on MariaDB, PostgreSQL and SQLite.
 """
 
 from __future__ import annotations
@@ -24,14 +24,18 @@ from typing import Literal
 import attrs
 
 State = Literal["deleted", "failed", "rescheduled", "untouched"]
-Dialect = Literal["mysql", "sqlite"]
+Dialect = Literal["mysql", "postgresql", "sqlite"]
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hostile"
 LOAD = "Job failed to load: "
-DIALECTS: tuple[Dialect, ...] = ("mysql", "sqlite")
+DIALECTS: tuple[Dialect, ...] = ("mysql", "postgresql", "sqlite")
 BOTH: frozenset[Dialect] = frozenset(DIALECTS)
 MYSQL: frozenset[Dialect] = frozenset({"mysql"})
 SQLITE: frozenset[Dialect] = frozenset({"sqlite"})
+#: PostgreSQL's and SQLite's text columns have no practical size limit.
+UNBOUNDED_TEXT: frozenset[Dialect] = frozenset({"postgresql", "sqlite"})
+#: PostgreSQL refuses NUL characters and invalid UTF-8 in text at INSERT: no row holds them.
+NOT_POSTGRESQL: frozenset[Dialect] = frozenset({"mysql", "sqlite"})
 
 #: The worker's clock; every row is ready at READY unless it says otherwise.
 T0 = datetime(2026, 1, 1, 12, 0, 0)
@@ -229,10 +233,10 @@ _BOMBS = [
     ),
     _load_failure(
         "handler_10_mib",
-        "a 10 MiB handler (SQLite only: MariaDB's TEXT holds 64 KiB)",
+        "a 10 MiB handler (not on MariaDB: its TEXT holds 64 KiB)",
         _big_handler(10 * 1024 * 1024),
         "over the 1048576-byte limit (max_bytes)",
-        dialects=SQLITE,
+        dialects=UNBOUNDED_TEXT,
     ),
     _load_failure(
         "handler_text_max",
@@ -269,6 +273,7 @@ _ENCODING = [
         "a NUL byte inside a quoted scalar",
         '--- !ruby/struct:OkJob\nn: "a\x00b"\n',
         "NUL",
+        dialects=NOT_POSTGRESQL,
     ),
     Entry(
         name="byte_order_mark",
@@ -420,7 +425,7 @@ _COLUMNS = [
         error_starts="boom\n",
         error_max_bytes=4096,
         attempts=2,
-        dialects=SQLITE,
+        dialects=UNBOUNDED_TEXT,
     ),
     Entry(
         name="last_error_text_max",
@@ -456,13 +461,13 @@ _COLUMNS = [
     ),
     Entry(
         name="error_200_kib_whole",
-        about="the job raises a 200 KiB message: SQLite's TEXT keeps all of it",
+        about="the job raises a 200 KiB message: PostgreSQL's and SQLite's text keep all of it",
         handler=f"--- !ruby/struct:BigErrorJob\nsize: {BIG_ERROR_CHARS}\n",
         state="rescheduled",
         error_starts="E" * BIG_ERROR_CHARS + "\n",
         error_min_bytes=BIG_ERROR_CHARS,
         attempts=1,
-        dialects=SQLITE,
+        dialects=UNBOUNDED_TEXT,
     ),
     Entry(
         name="error_emoji_message",
@@ -470,6 +475,15 @@ _COLUMNS = [
         handler=f'--- !ruby/struct:EmojiErrorJob\nmessage: "{EMOJI_MESSAGE}"\n',
         state="rescheduled",
         error_starts=EMOJI_MESSAGE + "\n",
+        attempts=1,
+    ),
+    Entry(
+        name="error_nul_in_message",
+        about="the job raises a message holding NUL (YAML's \\0): stored (escaped on PostgreSQL)",
+        handler='--- !ruby/struct:EmojiErrorJob\nmessage: "nul \\0 inside"\n',
+        state="rescheduled",
+        error_starts="nul ",
+        error_contains=" inside\n",
         attempts=1,
     ),
 ]

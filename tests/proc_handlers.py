@@ -1,8 +1,9 @@
 """Handlers for the process-level tests: each run is recorded in a side table.
 
 The worker processes started by ``tests/integration/test_processes.py`` import
-``tests.proc_handlers:handlers``. ``DJMW_RECORD_URL`` names the MariaDB database whose
-``job_log`` table receives one row per run: (job_id, attempts at start, pid, worker name).
+``tests.proc_handlers:handlers``. ``DJMW_RECORD_URL`` names the MariaDB or PostgreSQL
+database whose ``job_log`` table receives one row per run: (job_id, attempts at start, pid,
+worker name).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import threading
 import time
 from typing import Any
 
+import psycopg
 import pymysql
 
 from djmw import Handlers, Job
@@ -25,14 +27,17 @@ def _connection() -> Any:
     conn = getattr(_local, "conn", None)
     if conn is None:
         url = parse_url(os.environ["DJMW_RECORD_URL"])
-        conn = pymysql.connect(
-            host=url.host,
-            port=url.port or 3306,
-            user=url.user or "root",
-            password="",
-            database=url.database,
-            autocommit=True,
-        )
+        if url.dialect == "postgresql":
+            conn = psycopg.connect(os.environ["DJMW_RECORD_URL"], autocommit=True)
+        else:
+            conn = pymysql.connect(
+                host=url.host,
+                port=url.port or 3306,
+                user=url.user or "root",
+                password="",
+                database=url.database,
+                autocommit=True,
+            )
         _local.conn = conn
     return conn
 
@@ -47,7 +52,7 @@ def record(job: Job) -> None:
                     (job.id, job.attempts, os.getpid(), job.locked_by),
                 )
             return
-        except pymysql.err.MySQLError:
+        except (pymysql.err.MySQLError, psycopg.Error):
             _local.conn = None
             time.sleep(0.1)
 

@@ -137,10 +137,13 @@ def mysql_url(
 def ruby_database(db_url: str) -> str:
     """The DJ_DATABASE value (tests/ruby/env.rb) for a djmw database URL.
 
-    ``sqlite:///path`` becomes ``sqlite3:/abs/path``; ``mysql://...`` becomes ``mysql2://...``.
+    ``sqlite:///path`` becomes ``sqlite3:/abs/path``; ``mysql://...`` becomes ``mysql2://...``;
+    a ``postgresql://`` URL is used as it is (ActiveRecord's postgresql adapter).
     """
     if db_url.startswith("sqlite:///"):
         return sqlite_url(db_url.removeprefix("sqlite:///"))
+    if db_url.startswith(("postgresql://", "postgres://")):
+        return db_url
     scheme, _, rest = db_url.partition("://")
     assert scheme in ("mysql", "mysql2"), db_url
     return f"mysql2://{rest}"

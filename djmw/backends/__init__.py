@@ -6,7 +6,7 @@ from typing import Any
 
 from djmw._clock import Clock, utc_now
 from djmw.backends._sql import NewJob, ReserveRequest, handler_marker, truncate_utf8
-from djmw.backends.base import Backend, BackendFactory, Finish, SqlBackend
+from djmw.backends.base import Backend, BackendFactory, Finish, QueueStats, SqlBackend
 from djmw.backends.url import DatabaseUrl, parse_url
 from djmw.errors import ConfigurationError
 
@@ -21,7 +21,8 @@ def open_backend(
     """Connect to ``database`` (a URL, or ``$DATABASE_URL`` when None) and return a backend.
 
     ``options`` go to the dialect's backend, which owns their names (its ``OPTIONS``:
-    ``reserve_sql`` for MySQL, ``busy_timeout`` for SQLite, ...); an unknown one raises
+    ``reserve_sql`` for MySQL, ``busy_timeout`` for SQLite, ``pipeline`` for PostgreSQL,
+    ...); an unknown one raises
     ConfigurationError naming it and listing what that backend accepts.
     """
     url = database if isinstance(database, DatabaseUrl) else parse_url(database)
@@ -30,6 +31,19 @@ def open_backend(
 
         _check_options(SqliteBackend, options)
         return SqliteBackend(url.path or "", table=table, clock=clock, **options)
+    if url.dialect == "postgresql":
+        try:
+            from djmw.backends.postgresql import (  # noqa: PLC0415 - load the driver in use
+                PostgresqlBackend,
+            )
+        except ImportError as exc:
+            msg = (
+                f"{url.redacted} needs the psycopg package: install djmw with the "
+                f"postgresql extra (pip install 'djmw[postgresql]'); {exc}."
+            )
+            raise ConfigurationError(msg) from exc
+        _check_options(PostgresqlBackend, options)
+        return PostgresqlBackend(url, table=table, clock=clock, **options)
     from djmw.backends.mysql import MysqlBackend  # noqa: PLC0415 - load the driver in use
 
     _check_options(MysqlBackend, options)
@@ -52,6 +66,7 @@ __all__ = [
     "DatabaseUrl",
     "Finish",
     "NewJob",
+    "QueueStats",
     "ReserveRequest",
     "SqlBackend",
     "handler_marker",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Protocol, TypeVar
@@ -32,7 +33,7 @@ logger = logging.getLogger("djmw.backend")
 class Backend(Protocol):
     """What a worker, its middlewares and the tools need from a database.
 
-    SQLite, MariaDB/MySQL and ``djmw.testing.InMemoryBackend`` implement all of it; a new
+    SQLite, MariaDB/MySQL, PostgreSQL and ``djmw.testing.InMemoryBackend`` implement all of it; a new
     database implements all of it too (see the README's Architecture section). One
     backend instance is one connection; each worker thread gets its own. Only backends
     write job rows.
@@ -123,9 +124,105 @@ class Backend(Protocol):
         """Return every row, ordered by id (for tools and tests; not for the hot path)."""
         ...
 
+    def queue_stats(self, now: datetime) -> list[QueueStats]:
+        """Count the table's rows per (queue, priority) as of ``now``, in one query.
+
+        For the queue gauges (``djmw.observe.monitor``); scans the table, so one process
+        per interval runs it, never every worker.
+        """
+        ...
+
+    def hold_lock(self, name: str) -> bool:
+        """Take the database-wide lock ``name`` unless another connection holds it.
+
+        True while this connection holds it (asking again is cheap and idempotent); the
+        lock goes when the connection closes or is lost. For leader election (the queue
+        monitor), never for job rows.
+        """
+        ...
+
+    def wait_for_jobs(self, timeout: float, stop: threading.Event) -> bool:
+        """Sleep while idle: up to ``timeout`` seconds, at once ended by ``stop``.
+
+        A backend that can hear about new rows (PostgreSQL's LISTEN) returns early, True,
+        when one may be ready; the others just wait on ``stop`` and return False.
+        """
+        ...
+
     def close(self) -> None:
         """Close the connection."""
         ...
+
+
+@attrs.frozen(kw_only=True)
+class QueueStats:
+    """The rows of one (queue, priority) pair, as the queue gauges report them.
+
+    The counts follow prometheus_exporter's delayed_job gauges (``enqueued`` = every
+    row, ``pending`` = attempts 0 and not locked, ``failed``) and Betterment delayed's
+    monitor (``future_count``: run_at later than now; ``working_count``: locked, not
+    failed; ``workable_count``: not locked, not failed, run_at reached;
+    ``erroring_count``: a last_error but not failed; ``max_lock_age``: seconds since the
+    oldest working lock; ``max_age``: seconds since the oldest workable row's run_at).
+    """
+
+    queue: str | None
+    priority: int
+    count: int = 0
+    future_count: int = 0
+    working_count: int = 0
+    workable_count: int = 0
+    erroring_count: int = 0
+    failed_count: int = 0
+    pending_count: int = 0
+    max_lock_age: float = 0.0
+    max_age: float = 0.0
+
+
+def _age(now: datetime, then: datetime | None) -> float:
+    return max((now - then).total_seconds(), 0.0) if then is not None else 0.0
+
+
+def queue_stats_from(
+    now: datetime,
+    rows: Sequence[tuple[Any, ...]],
+    to_time: Callable[[object], datetime | None],
+) -> list[QueueStats]:
+    """Build QueueStats from ``QUEUE_STATS_SQL`` rows (``to_time`` reads the two MINs)."""
+    stats = []
+    for queue, priority, *counts, oldest_lock, oldest_workable in rows:
+        numbers = [int(value or 0) for value in counts]
+        stats.append(
+            QueueStats(
+                queue=queue.decode() if isinstance(queue, bytes) else queue,
+                priority=int(priority or 0),
+                count=numbers[0],
+                future_count=numbers[1],
+                working_count=numbers[2],
+                workable_count=numbers[3],
+                erroring_count=numbers[4],
+                failed_count=numbers[5],
+                pending_count=numbers[6],
+                max_lock_age=_age(now, to_time(oldest_lock)),
+                max_age=_age(now, to_time(oldest_workable)),
+            )
+        )
+    return stats
+
+
+#: Every queue gauge in one pass over the table; ``{m}`` is the dialect's placeholder.
+QUEUE_STATS_SQL = (
+    "SELECT queue, priority, COUNT(*), "
+    "SUM(CASE WHEN run_at > {m} THEN 1 ELSE 0 END), "
+    "SUM(CASE WHEN locked_at IS NOT NULL AND failed_at IS NULL THEN 1 ELSE 0 END), "
+    "SUM(CASE WHEN locked_at IS NULL AND failed_at IS NULL AND run_at <= {m} THEN 1 ELSE 0 END), "
+    "SUM(CASE WHEN last_error IS NOT NULL AND failed_at IS NULL THEN 1 ELSE 0 END), "
+    "SUM(CASE WHEN failed_at IS NOT NULL THEN 1 ELSE 0 END), "
+    "SUM(CASE WHEN attempts = 0 AND locked_at IS NULL THEN 1 ELSE 0 END), "
+    "MIN(CASE WHEN locked_at IS NOT NULL AND failed_at IS NULL THEN locked_at END), "
+    "MIN(CASE WHEN locked_at IS NULL AND failed_at IS NULL AND run_at <= {m} THEN run_at END) "
+    "FROM {t} GROUP BY queue, priority ORDER BY queue, priority"
+)
 
 
 #: Opens a new connection: ``Worker.connect``, or ``lambda: backend`` in tests.
@@ -184,6 +281,10 @@ class SqlBackend(abc.ABC):
     def check_schema(self) -> None:
         """Raise ConfigurationError naming the problem if the table is missing or wrong."""
 
+    @abc.abstractmethod
+    def hold_lock(self, name: str) -> bool:
+        """Take the database-wide lock ``name`` unless another connection holds it."""
+
     def _stamp(self, value: datetime) -> object:
         """Convert a naive datetime to what the driver stores (dialect precision)."""
         return value
@@ -195,6 +296,12 @@ class SqlBackend(abc.ABC):
     def _time(self, value: object) -> datetime | None:
         """Convert a stored time value back to a naive datetime."""
         return value if isinstance(value, datetime) else None
+
+    def wait_for_jobs(self, timeout: float, stop: threading.Event) -> bool:
+        """Sleep up to ``timeout`` seconds or until ``stop`` is set; polling is the fallback
+        every backend has, so this returns False (no notification)."""
+        stop.wait(timeout)
+        return False
 
     # -- reading ------------------------------------------------------------------------
     @property
@@ -461,6 +568,19 @@ class SqlBackend(abc.ABC):
         """Return every row, ordered by id (for tools and tests; not for the hot path)."""
         rows = self._query(f"SELECT {self.select_columns} FROM {self._t} ORDER BY id")
         return [self.to_job(row) for row in rows]
+
+    def queue_stats(self, now: datetime) -> list[QueueStats]:
+        """Count the rows per (queue, priority) in one GROUP BY; BackendError on failure."""
+        sql = QUEUE_STATS_SQL.format(m=self.mark, t=self._t)
+        stamp = self._compare(now)
+        try:
+            rows = self._query(sql, [stamp, stamp, stamp])
+        except Exception as exc:  # the driver's own error, whatever the dialect
+            if isinstance(exc, BackendError):
+                raise
+            msg = f"queue statistics query failed: {exc}"
+            raise BackendError(msg) from exc
+        return queue_stats_from(now, rows, self._time)
 
 
 def lost_lock(job: Job) -> None:

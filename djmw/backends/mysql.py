@@ -550,6 +550,22 @@ class MysqlBackend(SqlBackend):
         )
         return self.to_job(rows[0], request.max_run_time) if rows else None
 
+    # -- leader lock --------------------------------------------------------------------
+    def hold_lock(self, name: str) -> bool:
+        """Hold MySQL's named lock ``djmw:<table>:<name>`` (``GET_LOCK``, no wait).
+
+        The server releases it when this session ends, so a dead holder frees it at once;
+        after a reconnect this connection asks for it again.
+        """
+        key = f"djmw:{self.table}:{name}"[:64]
+        sql = "SELECT IF(IS_USED_LOCK(%s) = CONNECTION_ID(), 1, GET_LOCK(%s, 0))"
+        try:
+            rows = self._query(sql, [key, key])
+        except pymysql.err.MySQLError as exc:
+            msg = f"lock {key!r} could not be asked for: {exc}"
+            raise BackendError(msg) from exc
+        return bool(rows and rows[0][0] == 1)
+
     # -- schema -----------------------------------------------------------------------
     def create_schema(self) -> None:
         """Create the delayed_jobs table and index as delayed_job_active_record does."""

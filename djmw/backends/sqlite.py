@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -63,6 +66,7 @@ class SqliteBackend(SqlBackend):
     ) -> None:
         super().__init__(table=table, clock=clock)
         self.path = str(path)
+        self._locks: dict[str, int] = {}
         try:
             self._conn = sqlite3.connect(
                 self.path, isolation_level=None, timeout=busy_timeout, check_same_thread=False
@@ -230,6 +234,31 @@ class SqliteBackend(SqlBackend):
         rows = self._conn.execute(f'PRAGMA table_info("{self.table}")').fetchall()
         check_columns(self.table, {row[1] for row in rows}, "djmw schema --database sqlite:///...")
 
+    def hold_lock(self, name: str) -> bool:
+        """Hold an exclusive ``flock`` on ``<database file>-djmw-<name>.lock``.
+
+        SQLite is one host's database, so a file lock beside it is database-wide. The
+        lock lives as long as this backend (``close`` releases it); an in-memory
+        database has no other connection, so it always holds.
+        """
+        if name in self._locks:
+            return True
+        if self.path in ("", ":memory:") or self.path.startswith("file::memory:"):
+            return True
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{self.table}-{name}")
+        fd = os.open(f"{self.path}-djmw-{safe}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._locks[name] = fd
+        return True
+
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connection and release the locks ``hold_lock`` took."""
+        for fd in self._locks.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._locks.clear()
         self._conn.close()

@@ -1,10 +1,10 @@
-"""Database URLs: ``mysql://``, ``mysql2://`` (Rails style), ``sqlite:///path``."""
+"""Database URLs: ``mysql://``, ``mysql2://`` (Rails style), ``postgresql://``, ``sqlite:///path``."""
 
 from __future__ import annotations
 
 import os
 import re
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, parse_qsl, unquote, urlsplit
 
 import attrs
 
@@ -12,6 +12,9 @@ from djmw.errors import ConfigurationError
 
 _MYSQL_SCHEMES = {"mysql", "mysql2", "mysql+pymysql", "mariadb", "trilogy"}
 _SQLITE_SCHEMES = {"sqlite", "sqlite3"}
+_POSTGRESQL_SCHEMES = {"postgres", "postgresql", "postgis", "postgresql+psycopg"}
+#: Query parameters whose values are secrets: never shown by ``redacted``.
+_SECRET_PARAMS = {"password", "sslpassword"}
 
 
 @attrs.frozen(kw_only=True)
@@ -19,7 +22,10 @@ class DatabaseUrl:
     """A parsed database URL. Its repr and ``redacted`` never show the password.
 
     Forms: ``mysql://user:pass@host:3306/db`` (also ``mysql2://``, ``mariadb://``,
-    ``mysql+pymysql://``; ``?socket=/run/mysqld/mysqld.sock`` for a unix socket) and
+    ``mysql+pymysql://``; ``?socket=/run/mysqld/mysqld.sock`` for a unix socket);
+    ``postgresql://user:pass@host:5432/db?sslmode=require`` (also ``postgres://`` and
+    Rails' ``postgis://``; every query parameter is passed to libpq as a connection
+    parameter, so ``?host=/var/run/postgresql`` selects a unix socket); and
     ``sqlite:///relative.db``, ``sqlite:////absolute/path.db``, ``sqlite3:path.db``.
     """
 
@@ -31,6 +37,8 @@ class DatabaseUrl:
     database: str | None = None
     socket: str | None = None
     path: str | None = None
+    #: PostgreSQL: the URL's query parameters, in order (libpq connection parameters).
+    params: tuple[tuple[str, str], ...] = attrs.field(default=(), repr=False)
 
     @property
     def redacted(self) -> str:
@@ -41,7 +49,12 @@ class DatabaseUrl:
         if self.password:
             auth += ":***"
         host = f"{self.host or ''}:{self.port}" if self.port else (self.host or "")
-        return f"mysql://{auth}@{host}/{self.database or ''}"
+        query = "&".join(
+            f"{key}={'***' if key.lower() in _SECRET_PARAMS else value}"
+            for key, value in self.params
+        )
+        text = f"{self.dialect}://{auth}@{host}/{self.database or ''}"
+        return f"{text}?{query}" if query else text
 
 
 def parse_url(url: str | None) -> DatabaseUrl:
@@ -65,7 +78,8 @@ def parse_url(url: str | None) -> DatabaseUrl:
             msg = "bad database URL: sqlite needs a file path, as in sqlite:///jobs.db."
             raise ConfigurationError(msg)
         return DatabaseUrl(dialect="sqlite", path=unquote(path))
-    if scheme in _MYSQL_SCHEMES:
+    if scheme in _MYSQL_SCHEMES or scheme in _POSTGRESQL_SCHEMES:
+        dialect = "mysql" if scheme in _MYSQL_SCHEMES else "postgresql"
         problem: str | None = None
         try:
             parts = urlsplit(url)
@@ -81,20 +95,32 @@ def parse_url(url: str | None) -> DatabaseUrl:
             if _userinfo(url):
                 msg = msg[:-1] + "; percent-encode '/', '?', '#' and '@' in the user and password."
             raise ConfigurationError(msg)
-        query = parse_qs(parts.query)
         database = unquote(parts.path.lstrip("/")) or None
+        user = unquote(parts.username) if parts.username else None
+        password = unquote(parts.password) if parts.password else None
+        if dialect == "postgresql":
+            return DatabaseUrl(
+                dialect=dialect,
+                host=parts.hostname,
+                port=port,
+                user=user,
+                password=password,
+                database=database,
+                params=tuple(parse_qsl(parts.query, keep_blank_values=True)),
+            )
+        query = parse_qs(parts.query)
         return DatabaseUrl(
-            dialect="mysql",
+            dialect=dialect,
             host=parts.hostname,
             port=port,
-            user=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password else None,
+            user=user,
+            password=password,
             database=database,
             socket=next(iter(query.get("socket") or query.get("unix_socket") or []), None),
         )
     msg = (
-        f"bad database URL {_safe(url)}: the scheme must be mysql://, mysql2://, mariadb:// "
-        "or sqlite:///."
+        f"bad database URL {_safe(url)}: the scheme must be mysql://, mysql2://, mariadb://, "
+        "postgresql://, postgres://, postgis:// or sqlite:///."
     )
     raise ConfigurationError(msg)
 

@@ -1,4 +1,5 @@
-"""The ``djmw`` command: ``work``, ``schema``, ``demo``."""
+"""The ``djmw`` command: ``work``, ``schema``, ``demo``; ``jobs``, ``enqueue``, ``check``
+(``djmw.cli.jobs``); ``web`` (``djmw.cli.web``)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,16 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from djmw.backends import open_backend
+from djmw import __version__
+from djmw.backends import open_backend, parse_url
+from djmw.cli.jobs import register as register_jobs_commands
 from djmw.cli.pool import WorkerPool, worker_names
 from djmw.cli.supervisor import Supervisor
+from djmw.cli.web import register as register_web_command
 from djmw.config import load_config, worker_from_mapping
-from djmw.errors import DjmwError
+from djmw.errors import ConfigurationError, DjmwError
 from djmw.logs import DelayedJobFormatter, LineHandler
+from djmw.observe import command as observe
 from djmw.worker import Worker, default_worker_name
 
 
@@ -32,13 +37,15 @@ def configure_logging(level: int = logging.INFO) -> None:
 
 def _work(args: argparse.Namespace) -> int:
     if args.processes > 1 and args.process_index is None:
-        return Supervisor(_child_args(args.argv), args.processes).run()
+        with observe.fleet(args, lambda: _build_worker(args, "djmw queue monitor")) as extra:
+            return Supervisor([*_child_args(args.argv), *extra], args.processes).run()
     base = args.name
     if base and args.process_index is not None:
         base = f"{base}.{args.process_index}"
     names = worker_names(base, args.threads, default_worker_name)
     workers = [_build_worker(args, name) for name in names]
-    return WorkerPool(workers, grace=args.grace).run()
+    with observe.in_process(args, workers):
+        return WorkerPool(workers, grace=args.grace).run()
 
 
 def _build_worker(args: argparse.Namespace, name: str) -> Worker:
@@ -79,11 +86,30 @@ def _child_args(argv: Sequence[str]) -> list[str]:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    backend = open_backend(args.database, table=args.table)
-    backend.create_schema()
-    backend.check_schema()
-    backend.close()
-    print(f"table {args.table!r} is ready")
+    url = parse_url(args.database)
+    if (args.notify or args.remove_notify) and url.dialect != "postgresql":
+        msg = (
+            f"--notify and --remove-notify need PostgreSQL (LISTEN/NOTIFY); {url.redacted} "
+            "is not a PostgreSQL URL."
+        )
+        raise ConfigurationError(msg)
+    backend = open_backend(url, table=args.table)
+    try:
+        backend.create_schema()
+        backend.check_schema()
+        print(f"table {args.table!r} is ready")
+        if args.notify or args.remove_notify:
+            from djmw.backends.postgresql import PostgresqlBackend  # noqa: PLC0415
+
+            assert isinstance(backend, PostgresqlBackend)  # noqa: S101 - the dialect says so
+            if args.notify:
+                backend.install_notify()
+                print(f"notify trigger installed: channel {backend.channel!r}")
+            else:
+                backend.remove_notify()
+                print("notify trigger removed: workers poll every sleep_delay")
+    finally:
+        backend.close()
     return 0
 
 
@@ -98,6 +124,7 @@ def _demo(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     """Return the command-line parser."""
     top = argparse.ArgumentParser(prog="djmw", description="Run delayed_job jobs in Python.")
+    top.add_argument("--version", action="version", version=f"djmw {__version__}")
     commands = top.add_subparsers(dest="command", required=True)
 
     work = commands.add_parser("work", help="run a worker until stopped (TERM/INT)")
@@ -135,16 +162,28 @@ def parser() -> argparse.ArgumentParser:
         help="rows claimed per transaction (default 1); a crash leaves up to this many locked",
     )
     work.add_argument("--process-index", type=int, help=argparse.SUPPRESS)
+    observe.add_arguments(work)
     work.set_defaults(run=_work)
 
     schema = commands.add_parser("schema", help="create the delayed_jobs table")
     schema.add_argument("--database", help="database URL (default $DATABASE_URL)")
     schema.add_argument("--table", default="delayed_jobs")
+    notify = schema.add_mutually_exclusive_group()
+    notify.add_argument(
+        "--notify",
+        action="store_true",
+        help="PostgreSQL: install the trigger that wakes idle workers when a job is ready",
+    )
+    notify.add_argument(
+        "--remove-notify", action="store_true", help="PostgreSQL: remove that trigger"
+    )
     schema.set_defaults(run=_schema)
 
     demo = commands.add_parser("demo", help="run a worker over demo jobs in an SQLite file")
     demo.add_argument("--database", default="sqlite:///demo.db")
     demo.set_defaults(run=_demo)
+    register_jobs_commands(commands)
+    register_web_command(commands)
     return top
 
 
@@ -162,6 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     args.argv = argv
     configure_logging()
+    observe.configure_log_format(args)
     try:
         return int(args.run(args))
     except DjmwError as exc:

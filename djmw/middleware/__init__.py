@@ -22,8 +22,10 @@ from djmw.middleware.failure import MarkFailed
 from djmw.middleware.heartbeat import Heartbeat
 from djmw.middleware.hooks import RunHooks
 from djmw.middleware.log import LogOutcome
+from djmw.middleware.metrics import Metrics
 from djmw.middleware.registered import OnlyRegistered
 from djmw.middleware.registry import BUILTINS, DEFAULT_CHAIN, bind_backend, check_chain
+from djmw.middleware.report import Reporter, ReportErrors
 from djmw.middleware.retry import (
     Backoff,
     ScheduleRetry,
@@ -31,6 +33,7 @@ from djmw.middleware.retry import (
     tenacity_backoff,
 )
 from djmw.middleware.timeout import EnforceTimeout
+from djmw.middleware.trace import Trace
 
 
 def default_middlewares(handlers: Handlers) -> list[Middleware]:
@@ -54,9 +57,13 @@ __all__ = [
     "Heartbeat",
     "LogOutcome",
     "MarkFailed",
+    "Metrics",
     "OnlyRegistered",
+    "ReportErrors",
+    "Reporter",
     "RunHooks",
     "ScheduleRetry",
+    "Trace",
     "bind_backend",
     "check_chain",
     "default_middlewares",

@@ -8,11 +8,14 @@ from collections.abc import Mapping
 
 import attrs
 
+from djmw._clock import seconds_since
 from djmw.chain import CallNext
 from djmw.errors import PayloadDecodeError, error_message
 from djmw.job import Job
 from djmw.logs import LOGGER_NAME, as_logger, job_prefix
 from djmw.outcome import Failed, Outcome, Rescheduled, Succeeded, error_class_name
+
+_OUTCOME_NAMES = {Succeeded: "succeeded", Rescheduled: "rescheduled", Failed: "failed"}
 
 
 def _one_line(error: BaseException) -> str:
@@ -30,8 +33,11 @@ class LogOutcome:
     ``RUNNING`` and ``COMPLETED after %.4f`` (info); ``FAILED (<n> prior attempts) with
     <Class>: <message>``, ``FAILED permanently because of <n> consecutive failures``, and
     for undecodable handlers ``FAILED permanently with Delayed::DeserializationError:
-    <message>`` (error). Each record carries ``job_id``, ``job_name``, ``queue`` and
-    ``worker`` as extra attributes for structured handlers.
+    <message>`` (error). Each record carries ``job_id``, ``job_name``, ``queue``,
+    ``worker`` and ``attempts`` (the row's prior failed attempts) as extra attributes for
+    structured handlers (``--log-format json``); the lines after the run add
+    ``duration_s``, ``queue_time_s`` (start of the run minus run_at), ``outcome``
+    (``succeeded``, ``rescheduled``, ``failed``) and ``error_class``.
 
     Args:
         logger: where to log; default the ``djmw`` logger.
@@ -49,19 +55,30 @@ class LogOutcome:
 
     def __call__(self, job: Job, call_next: CallNext, /) -> Outcome:
         """Log around the inner chain."""
-        extra = {
+        extra: dict[str, object] = {
             "job_id": job.id,
             "job_name": job.name,
             "queue": job.queue,
             "worker": job.locked_by,
+            "attempts": job.attempts,
         }
         prefix = job_prefix(job)
         self._say(logging.INFO, "%s RUNNING", prefix, extra=extra)
         started = time.monotonic()
+        run_at = job.run_at
+        queue_time = seconds_since(run_at, job.clock) if run_at is not None else None
         outcome = call_next(job)
+        elapsed = time.monotonic() - started
+        error = None if isinstance(outcome, Succeeded) else outcome.error
+        extra = {
+            **extra,
+            "duration_s": elapsed,
+            "queue_time_s": queue_time,
+            "outcome": _OUTCOME_NAMES[type(outcome)],
+            "error_class": error_class_name(error) if error is not None else None,
+        }
         match outcome:
             case Succeeded():
-                elapsed = time.monotonic() - started
                 self._say(logging.INFO, "%s COMPLETED after %.4f", prefix, elapsed, extra=extra)
             case Rescheduled(error=error):
                 self._say(

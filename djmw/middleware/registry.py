@@ -23,9 +23,12 @@ from djmw.middleware.failure import MarkFailed
 from djmw.middleware.heartbeat import Heartbeat
 from djmw.middleware.hooks import RunHooks
 from djmw.middleware.log import LogOutcome
+from djmw.middleware.metrics import Metrics
 from djmw.middleware.registered import OnlyRegistered
+from djmw.middleware.report import ReportErrors
 from djmw.middleware.retry import ScheduleRetry
 from djmw.middleware.timeout import EnforceTimeout
+from djmw.middleware.trace import Trace
 
 #: Every built-in middleware, by the name a config file uses; default chain order first.
 BUILTINS: dict[str, type] = {
@@ -38,6 +41,9 @@ BUILTINS: dict[str, type] = {
     "EnforceTimeout": EnforceTimeout,
     "Heartbeat": Heartbeat,
     "OnlyRegistered": OnlyRegistered,
+    "Metrics": Metrics,
+    "Trace": Trace,
+    "ReportErrors": ReportErrors,
 }
 
 #: The built-ins of the default chain, outermost first.

@@ -139,10 +139,13 @@ def test_bad_table_name_fails_before_connecting() -> None:
 def test_bad_url_scheme() -> None:
     """A URL of an unsupported database names the schemes djmw accepts."""
     with pytest.raises(ConfigurationError) as info:
-        prepare("postgresql://app@db.internal/app")
+        prepare("oracle://app@db.internal/app")
     message = str(info.value)
-    assert "postgresql://app@db.internal/app" in message
-    assert "the scheme must be mysql://, mysql2://, mariadb:// or sqlite:///" in message
+    assert "oracle://app@db.internal/app" in message
+    assert (
+        "the scheme must be mysql://, mysql2://, mariadb://, postgresql://, postgres://, "
+        "postgis:// or sqlite:///" in message
+    )
 
 
 # -- secrets ---------------------------------------------------------------------------
@@ -154,13 +157,21 @@ SECRET_URLS = [
     pytest.param(f"mysql://root:{SECRET}@127.0.0.1:99999/x", id="port_out_of_range"),
     pytest.param(f"mysql2://root:{SECRET}@127.0.0.1:port/x", id="port_not_a_number"),
     pytest.param(f"mysql://root:{SECRET}@[::1/x", id="unparseable"),
-    pytest.param(f"postgres://root:{SECRET}@127.0.0.1/x", id="bad_scheme"),
+    pytest.param(f"oracle://root:{SECRET}@127.0.0.1/x", id="bad_scheme"),
+    pytest.param(f"postgresql://root:{SECRET}@127.0.0.1:1/x", id="pg_refused"),
+    pytest.param(
+        f"postgres://root:{SECRET}@127.0.0.1:5432/djmw?sslmode=disable",
+        id="pg_rejected",
+        marks=pytest.mark.postgresql,
+    ),
+    pytest.param(f"postgis://root:{SECRET}@127.0.0.1:99999/x", id="pg_port_out_of_range"),
+    pytest.param(f"postgresql://root:{SECRET}/1@127.0.0.1:1/x", id="pg_slash_in_password"),
     pytest.param(f"mysql://root:{SECRET}@odd@127.0.0.1:1/x", id="at_sign_in_password"),
     pytest.param(f"mysql://root:{SECRET}#1@127.0.0.1:1/x", id="hash_in_password"),
     pytest.param(f"mysql://root:{SECRET}?1@127.0.0.1:1/x", id="question_mark_in_password"),
     pytest.param(f"mysql://root:{SECRET}/1@127.0.0.1:1/x", id="slash_in_password"),
     pytest.param(f"mysql://root:2024/{SECRET}@127.0.0.1:1/x", id="slash_after_digits"),
-    pytest.param(f"postgres://root:{SECRET}#1@127.0.0.1/x", id="bad_scheme_hash_in_password"),
+    pytest.param(f"oracle://root:{SECRET}#1@127.0.0.1/x", id="bad_scheme_hash_in_password"),
 ]
 
 
@@ -215,6 +226,37 @@ def test_password_never_in_cli_output(url: str, capsys: pytest.CaptureFixture[st
     assert err.startswith("djmw: ")
     assert SECRET not in out
     assert SECRET not in err
+
+
+def test_postgresql_url_parts_and_query_parameters() -> None:
+    """postgres://, postgresql:// and postgis:// parse alike; query parameters such as
+    sslmode go to libpq as they are; the redacted form hides the password, also one given
+    as a query parameter."""
+    from djmw.backends import parse_url
+
+    for scheme in ("postgres", "postgresql", "postgis"):
+        url = parse_url(
+            f"{scheme}://app:{SECRET}@db.internal:6432/app_production"
+            f"?sslmode=verify-full&application_name=jobs&password={SECRET}"
+        )
+        assert (url.dialect, url.host, url.port, url.user, url.password, url.database) == (
+            "postgresql",
+            "db.internal",
+            6432,
+            "app",
+            SECRET,
+            "app_production",
+        )
+        assert url.params == (
+            ("sslmode", "verify-full"),
+            ("application_name", "jobs"),
+            ("password", SECRET),
+        )
+        assert url.redacted == (
+            "postgresql://app:***@db.internal:6432/app_production"
+            "?sslmode=verify-full&application_name=jobs&password=***"
+        )
+        assert SECRET not in repr(url)
 
 
 def test_password_with_url_delimiters_names_the_fix() -> None:

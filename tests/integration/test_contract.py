@@ -1,4 +1,4 @@
-"""The behaviour contract (docs/contract.md), item by item, against real MariaDB and SQLite.
+"""The behaviour contract (docs/contract.md), item by item, on MariaDB, PostgreSQL and SQLite.
 
 Each test names the item of ``docs/contract.md`` it checks. Every test
 runs once per database (the ``db_url`` fixture); the worker's clock is a ManualClock so
@@ -125,6 +125,57 @@ def test_item3_order_queues_and_priorities(db_url: str, clock: ManualClock) -> N
     assert {j.id for j in db.jobs()} == {below, two}
 
 
+@pytest.mark.postgresql
+def test_item4_postgresql_claim_skips_rows_locked_elsewhere(
+    pg_url: str, clock: ManualClock
+) -> None:
+    """4/6: on PostgreSQL the claim is one UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP
+    LOCKED) AND <predicate>: a row another session holds is skipped, not waited for, and
+    once that session has locked it the predicate on the row keeps this worker off it."""
+    import psycopg
+
+    db = backend_at(pg_url, clock)
+    first = db.enqueue(OK, priority=-1)
+    second = db.enqueue(OK)
+    worker = make_worker(pg_url, clock)
+    worker.prepare()
+    assert worker._loop is not None
+    assert worker._loop.backend is not None
+    other = psycopg.connect(pg_url)
+    try:
+        other.execute(
+            "UPDATE delayed_jobs SET locked_by = 'ruby', locked_at = %s WHERE id = %s",
+            [T0, first],
+        )
+        job = worker._loop.backend.reserve(worker._request(frozenset()))
+        assert job is not None
+        assert (job.id, job.locked_by, job.locked_at) == (second, NAME, T0)
+        other.commit()
+        # The second job is ours (eligible again through locked_by); leave it aside.
+        assert worker._loop.backend.reserve(worker._request(frozenset({second}))) is None
+    finally:
+        other.close()
+        worker.close(clear_locks=False)
+    row = db.job(first)
+    assert row is not None
+    assert row.locked_by == "ruby"
+
+
+@pytest.mark.postgresql
+def test_item3_null_priority_sorts_last_on_postgresql(pg_url: str, clock: ManualClock) -> None:
+    """3: on PostgreSQL a NULL priority (legacy tables) sorts after every number, as
+    delayed_job_active_record's ORDER BY priority ASC does there (NULLS LAST)."""
+    db = backend_at(pg_url, clock)
+    db._execute("ALTER TABLE delayed_jobs ALTER COLUMN priority DROP NOT NULL")
+    null = db.enqueue(OK)
+    db._execute("UPDATE delayed_jobs SET priority = NULL WHERE id = %s", [null])
+    late = db.enqueue(OK, priority=10)
+    early = db.enqueue(OK, priority=-10)
+    ran: list[int] = []
+    make_worker(pg_url, clock, ran).work_off(10)
+    assert ran == [early, late, null]
+
+
 @pytest.mark.mysql
 @pytest.mark.parametrize("strategy", ["skip_locked", "update_limit"])
 def test_item5_mysql_lock_truncates_and_rereads(
@@ -157,13 +208,22 @@ def test_item5_mysql_lock_truncates_and_rereads(
 def test_item7_times_are_naive_utc_whatever_the_server_zone(
     db_url: str, clock: ManualClock
 ) -> None:
-    """7: timestamps are the worker clock's naive UTC, even with a non-UTC server time_zone."""
+    """7: timestamps are the worker clock's naive UTC, even with a non-UTC server time_zone
+    (on PostgreSQL: the database's TimeZone Asia/Tokyo and the session's America/New_York)."""
     db = backend_at(db_url, clock)
+    worker_url = db_url
     if db_url.startswith("mysql"):
         db._execute("SET GLOBAL time_zone = '+09:00'")
+    if db_url.startswith("postgresql"):
+        database = db_url.rsplit("/", 1)[1]
+        db._execute(f"ALTER DATABASE \"{database}\" SET TimeZone = 'Asia/Tokyo'")
+        worker_url = f"{db_url}?options=-c%20TimeZone%3DAmerica/New_York"
+        probe = open_backend(worker_url)
+        assert probe._query("SHOW TimeZone") == [("America/New_York",)]
+        probe.close()
     try:
         job_id = db.enqueue(FAIL)
-        make_worker(db_url, clock).work_off(1)
+        make_worker(worker_url, clock).work_off(1)
         row = db.job(job_id)
         assert row is not None
         assert row.run_at == T0 + timedelta(seconds=6)

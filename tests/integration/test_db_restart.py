@@ -1,7 +1,8 @@
-"""MariaDB stopped and started under running workers: they log, reconnect and finish.
+"""The database server stopped and started under running workers: they log, reconnect and finish.
 
-This test restarts the shared MariaDB server, so it runs last in its module and leaves
-the server running as ``scripts/setup_mariadb.sh`` starts it.
+This test restarts the shared MariaDB or PostgreSQL server, so it runs last in its module
+and leaves the server running as ``scripts/setup_mariadb.sh`` and
+``scripts/setup_postgresql.sh`` start it.
 """
 
 from __future__ import annotations
@@ -16,38 +17,51 @@ import pytest
 from djmw.backends.base import SqlBackend
 from tests.integration.test_processes import bulk_insert, djmw, log_rows, proc_db, wait_for
 
-pytestmark = pytest.mark.mysql
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def server_up() -> bool:
-    probe = ["mariadb-admin", "--protocol=tcp", "-h127.0.0.1", "-P3306", "-uroot", "ping"]
+def server_up(dialect: str) -> bool:
+    if dialect == "postgresql":
+        probe = ["pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432"]
+    else:
+        probe = ["mariadb-admin", "--protocol=tcp", "-h127.0.0.1", "-P3306", "-uroot", "ping"]
     return subprocess.run(probe, capture_output=True, check=False).returncode == 0
 
 
-def stop_server() -> None:
-    subprocess.run(["mariadb-admin", "--protocol=socket", "-uroot", "shutdown"], check=True)
-    wait_for(lambda: not server_up(), 30, "MariaDB to stop")
+def stop_server(dialect: str) -> None:
+    if dialect == "postgresql":
+        subprocess.run(["pg_ctlcluster", "15", "main", "stop", "-m", "fast"], check=True)
+    else:
+        subprocess.run(["mariadb-admin", "--protocol=socket", "-uroot", "shutdown"], check=True)
+    wait_for(lambda: not server_up(dialect), 30, "the server to stop")
 
 
-def start_server() -> None:
-    subprocess.run(["bash", str(ROOT / "scripts" / "setup_mariadb.sh")], check=True)
+def start_server(dialect: str) -> None:
+    script = "setup_postgresql.sh" if dialect == "postgresql" else "setup_mariadb.sh"
+    subprocess.run(["bash", str(ROOT / "scripts" / script)], check=True)
+
+
+@pytest.fixture(params=["mysql", "postgresql"])
+def url(request: pytest.FixtureRequest) -> str:
+    """A fresh MariaDB database, then a fresh PostgreSQL one."""
+    request.applymarker(getattr(pytest.mark, request.param))
+    return str(request.getfixturevalue("mysql_url" if request.param == "mysql" else "pg_url"))
 
 
 @pytest.fixture
-def db(mysql_url: str) -> Iterator[SqlBackend]:
-    """A MariaDB backend with delayed_jobs and the job_log side table."""
-    yield from proc_db(mysql_url)
+def db(url: str) -> Iterator[SqlBackend]:
+    """A backend with delayed_jobs and the job_log side table."""
+    yield from proc_db(url)
 
 
-def test_workers_survive_a_database_restart(mysql_url: str, db: SqlBackend, tmp_path: Path) -> None:
+def test_workers_survive_a_database_restart(url: str, db: SqlBackend, tmp_path: Path) -> None:
     """Workers ride out a 3 s outage: every job runs, at most one per worker runs twice,
     the outage is logged, and a worker whose reserve-error limit is lower gives up."""
     bulk_insert(db, "--- !ruby/struct:SleepJob\nseconds: 0.005\n", 1_500)
     db.close()
     log = tmp_path / "patient.log"
     patient = djmw(
-        mysql_url,
+        url,
         "--processes",
         "2",
         "--exit-on-complete",
@@ -58,7 +72,7 @@ def test_workers_survive_a_database_restart(mysql_url: str, db: SqlBackend, tmp_
         log=log,
     )
     impatient = djmw(
-        mysql_url,
+        url,
         "--name",
         "impatient",
         "--sleep-delay",
@@ -71,15 +85,16 @@ def test_workers_survive_a_database_restart(mysql_url: str, db: SqlBackend, tmp_
     )
     from djmw.backends import open_backend
 
-    watcher = open_backend(mysql_url)
+    watcher = open_backend(url)
     wait_for(lambda: len(log_rows(watcher)) >= 200, 60, "200 jobs to run")
     watcher.close()
-    stop_server()
+    dialect = "postgresql" if url.startswith("postgresql") else "mysql"
+    stop_server(dialect)
     down_at = time.monotonic()
     time.sleep(3)
-    start_server()
+    start_server(dialect)
     up_at = time.monotonic()
-    watcher = open_backend(mysql_url)
+    watcher = open_backend(url)
     before = len(log_rows(watcher))
     wait_for(
         lambda: len(log_rows(watcher)) > before + 10, 60, "jobs to run again after the restart"

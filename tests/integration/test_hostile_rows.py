@@ -2,7 +2,7 @@
 
 The whole corpus of ``tests/hostile_corpus.py`` goes into one table, between a good job
 inserted first and one inserted last; then one ``Worker.work_off`` runs over it with a
-ManualClock, once on MariaDB and once on SQLite. Each row must end in its expected state
+ManualClock, once on MariaDB, once on PostgreSQL and once on SQLite. Each row must end in its expected state
 (deleted, failed with ``last_error`` saying why, rescheduled, or untouched byte for byte),
 the worker must neither raise nor crash, and no handler may ever run code.
 """
@@ -22,6 +22,7 @@ import attrs
 import hostile_corpus as hc
 import pymysql
 import pytest
+from pgserver import drop_pg_database, new_pg_database
 
 from djmw import DecodeLimits, Handlers, Job, RubyObject, Worker
 from djmw.backends import open_backend
@@ -33,7 +34,12 @@ from djmw.testing import ManualClock
 
 GOOD = "--- !ruby/struct:OkJob\ngood: true\n"
 CREATED = hc.T0 - timedelta(hours=1)
-PER_DIALECT = [pytest.param("mysql", marks=pytest.mark.mysql), "sqlite"]
+PER_DIALECT = [
+    pytest.param("mysql", marks=pytest.mark.mysql),
+    pytest.param("postgresql", marks=pytest.mark.postgresql),
+    "sqlite",
+]
+DIALECT_MARKS = {"mysql": [pytest.mark.mysql], "postgresql": [pytest.mark.postgresql]}
 
 
 @attrs.define
@@ -107,6 +113,12 @@ def legacy_table(backend: SqlBackend, dialect: str) -> None:
         backend.create_schema()
         backend._execute(
             "ALTER TABLE delayed_jobs MODIFY handler text NULL, MODIFY priority int NULL DEFAULT 0"
+        )
+    elif dialect == "postgresql":
+        backend.create_schema()
+        backend._execute(
+            "ALTER TABLE delayed_jobs ALTER COLUMN handler DROP NOT NULL, "
+            "ALTER COLUMN priority DROP NOT NULL"
         )
     else:
         script = SQLITE_SCHEMA.replace('"handler" text NOT NULL', '"handler" text').replace(
@@ -257,6 +269,9 @@ class Runs:
             if dialect == "mysql":
                 url, drop = mysql_database()
                 self._cleanups.append(drop)
+            elif dialect == "postgresql":
+                url = new_pg_database()
+                self._cleanups.append(lambda url=url: drop_pg_database(url))  # type: ignore[misc]
             else:
                 url = f"sqlite:///{self._tmp.mktemp('hostile') / 'jobs.db'}"
             self._runs[dialect] = work_off_corpus(dialect, url)
@@ -334,7 +349,7 @@ CASES = [
         dialect,
         entry.name,
         id=f"{dialect}-{entry.name}",
-        marks=[pytest.mark.mysql] if dialect == "mysql" else [],
+        marks=DIALECT_MARKS.get(dialect, []),
     )
     for dialect in hc.DIALECTS
     for entry in hc.corpus(dialect)
@@ -441,6 +456,27 @@ def test_mariadb_strict_mode_refuses_invalid_utf8(mysql_url: str) -> None:
         backend.close()
 
 
+@pytest.mark.postgresql
+def test_postgresql_refuses_nul_and_invalid_utf8(pg_url: str) -> None:
+    """PostgreSQL's text holds neither NUL nor invalid UTF-8: the INSERT itself is refused,
+    so no such row can reach a worker (the corpus leaves those rows out on PostgreSQL)."""
+    import psycopg
+
+    backend = open_backend(pg_url)
+    backend.create_schema()
+    try:
+        with pytest.raises(psycopg.DataError, match="NUL"):
+            insert(backend, '--- !ruby/struct:OkJob\nn: "a\x00b"\n', {})
+        with pytest.raises(psycopg.DataError, match="invalid byte sequence"):
+            backend._execute(
+                "INSERT INTO delayed_jobs (handler, run_at) VALUES (convert_from(%s, 'UTF8'), %s)",
+                [b"--- \xff\n", hc.READY],
+            )
+        assert backend.jobs() == []
+    finally:
+        backend.close()
+
+
 def test_fixture_files_are_all_used() -> None:
     """Every file in tests/fixtures/hostile/ is a corpus row's handler."""
     used = {entry.handler for entry in hc.ENTRIES if isinstance(entry.handler, str)}
@@ -453,6 +489,7 @@ def test_fixture_files_are_all_used() -> None:
 def test_corpus_is_big_enough() -> None:
     """The corpus has at least 30 rows on each database."""
     assert len(hc.corpus("mysql")) >= 30
+    assert len(hc.corpus("postgresql")) >= 30
     assert len(hc.corpus("sqlite")) >= 30
 
 

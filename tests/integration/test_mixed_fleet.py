@@ -1,4 +1,5 @@
-"""A mixed fleet on MariaDB: a Ruby delayed_job worker and a class-aware djmw worker share a queue.
+"""A mixed fleet on MariaDB and PostgreSQL: a Ruby delayed_job worker and a class-aware djmw
+worker share a queue.
 
 Both workers run at the same time while jobs arrive in one queue: ~40 Ruby jobs
 (``CounterJob``, enqueued by Ruby), ~40 Python-only jobs (``PyOnlyJob``, a class only djmw
@@ -31,11 +32,7 @@ import djmw
 from djmw import Handlers, Job, Worker, encode
 from djmw.backends import open_backend
 
-pytestmark = [
-    pytest.mark.ruby,
-    pytest.mark.mysql,
-    pytest.mark.usefixtures("ruby_delayed_job"),
-]
+pytestmark = [pytest.mark.ruby, pytest.mark.usefixtures("ruby_delayed_job")]
 
 RUBY_JOBS = 40
 PYTHON_JOBS = 40
@@ -43,12 +40,19 @@ DECOYS = 5
 DEADLINE = 45.0  # seconds for the whole run; it takes a few
 
 
+@pytest.fixture(params=["mysql", "postgresql"])
+def server_url(request: pytest.FixtureRequest) -> str:
+    """A fresh MariaDB database, then a fresh PostgreSQL one: the fleet runs on both."""
+    request.applymarker(getattr(pytest.mark, request.param))
+    return str(request.getfixturevalue("mysql_url" if request.param == "mysql" else "pg_url"))
+
+
 def test_ruby_and_djmw_workers_share_one_queue(
-    mysql_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    server_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Each job runs once on its own runtime; no attempt is ever charged, nothing is left."""
     caplog.set_level(logging.DEBUG, logger="djmw")
-    database = "mysql2://" + mysql_url.partition("://")[2]
+    database = rubyenv.ruby_database(server_url)
     rubyenv.create_schema(database)
     record = tmp_path / "ruby-record.jsonl"
     ruby_log = tmp_path / "ruby-worker.log"
@@ -62,7 +66,7 @@ def test_ruby_and_djmw_workers_share_one_queue(
             python_runs.append(job.id)
 
     worker = Worker(
-        database=mysql_url,
+        database=server_url,
         handlers=Handlers({"PyOnlyJob": py_only}),
         class_aware=True,
         name="djmw fleet",
@@ -72,7 +76,7 @@ def test_ruby_and_djmw_workers_share_one_queue(
     bad_rows: dict[int, tuple[object, ...]] = {}
     remaining: list[int] = []
     watching = threading.Event()
-    monitor_backend = open_backend(mysql_url)
+    monitor_backend = open_backend(server_url)
 
     def watch() -> None:
         """Look at the table every few ms: no row may get attempts, last_error or failed_at."""
@@ -89,7 +93,7 @@ def test_ruby_and_djmw_workers_share_one_queue(
     decoy_ids: list[int] = []
 
     def enqueue_python_jobs() -> None:
-        backend = open_backend(mysql_url)
+        backend = open_backend(server_url)
         try:
             for n in range(PYTHON_JOBS):
                 handler = encode.struct_job("PyOnlyJob", {"n": n})
@@ -175,7 +179,7 @@ def test_ruby_and_djmw_workers_share_one_queue(
         if (match := re.search(r"job (\d+) \(\S+\) has no perform function here", record.message))
     ]
     assert set(given_back) <= set(decoy_ids), given_back
-    check = open_backend(mysql_url)
+    check = open_backend(server_url)
     try:
         assert check.jobs() == []
     finally:

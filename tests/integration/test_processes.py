@@ -1,4 +1,4 @@
-"""Real worker processes on MariaDB: concurrency, kill -9, signals and grace periods.
+"""Real worker processes on MariaDB and PostgreSQL: concurrency, kill -9, signals, grace.
 
 Each test starts ``python -m djmw work`` processes with ``tests.proc_handlers``, which
 record every run in a ``job_log`` side table, and checks the rows afterwards.
@@ -20,23 +20,30 @@ import pytest
 from djmw.backends import open_backend
 from djmw.backends.base import SqlBackend
 
-pytestmark = pytest.mark.mysql
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(params=["mysql", "postgresql"])
+def url(request: pytest.FixtureRequest) -> str:
+    """A fresh MariaDB database, then a fresh PostgreSQL one: each test runs on both."""
+    request.applymarker(getattr(pytest.mark, request.param))
+    return str(request.getfixturevalue("mysql_url" if request.param == "mysql" else "pg_url"))
+
+
 @pytest.fixture
-def db(mysql_url: str) -> Iterator[SqlBackend]:
-    """A MariaDB backend with delayed_jobs and the job_log side table."""
-    yield from proc_db(mysql_url)
+def db(url: str) -> Iterator[SqlBackend]:
+    """A backend with delayed_jobs and the job_log side table."""
+    yield from proc_db(url)
 
 
-def proc_db(mysql_url: str) -> Iterator[SqlBackend]:
-    """Create delayed_jobs and job_log in ``mysql_url``; yield a backend on it."""
-    backend = open_backend(mysql_url)
+def proc_db(url: str) -> Iterator[SqlBackend]:
+    """Create delayed_jobs and job_log in ``url``; yield a backend on it."""
+    backend = open_backend(url)
     backend.create_schema()
     backend.check_schema()
+    key = "bigserial" if url.startswith("postgresql") else "bigint AUTO_INCREMENT"
     backend._execute(
-        "CREATE TABLE job_log (id bigint AUTO_INCREMENT PRIMARY KEY, job_id bigint NOT NULL, "
+        f"CREATE TABLE job_log (id {key} PRIMARY KEY, job_id bigint NOT NULL, "
         "attempt int NOT NULL, pid int NOT NULL, worker varchar(255))"
     )
     yield backend
@@ -85,16 +92,14 @@ def locked_rows(db: SqlBackend) -> int:
 
 
 def test_four_processes_run_ten_thousand_jobs_exactly_once(
-    mysql_url: str, db: SqlBackend, tmp_path: Path
+    url: str, db: SqlBackend, tmp_path: Path
 ) -> None:
     """4 processes x 10,000 no-op jobs: every id runs once, nothing left, no lock, no failure."""
     bulk_insert(db, "--- !ruby/struct:NoopJob\nn: 1\n", 10_000)
     ids = {int(r[0]) for r in db._query("SELECT id FROM delayed_jobs")}
     log = tmp_path / "workers.log"
     started = time.monotonic()
-    proc = djmw(
-        mysql_url, "--processes", "4", "--exit-on-complete", "--sleep-delay", "0.2", log=log
-    )
+    proc = djmw(url, "--processes", "4", "--exit-on-complete", "--sleep-delay", "0.2", log=log)
     assert proc.wait(timeout=600) == 0
     elapsed = time.monotonic() - started
     runs = [job_id for job_id, _ in log_rows(db)]
@@ -112,11 +117,11 @@ def test_four_processes_run_ten_thousand_jobs_exactly_once(
     )
 
 
-def test_threads_have_their_own_names_and_share_the_work(mysql_url: str, db: SqlBackend) -> None:
+def test_threads_have_their_own_names_and_share_the_work(url: str, db: SqlBackend) -> None:
     """--threads 3: three workers in one process, named djmw.<i> host:<h> pid:<p>, each
     job run once."""
     bulk_insert(db, "--- !ruby/struct:NoopJob\nn: 1\n", 600)
-    proc = djmw(mysql_url, "--threads", "3", "--exit-on-complete", "--sleep-delay", "0.2")
+    proc = djmw(url, "--threads", "3", "--exit-on-complete", "--sleep-delay", "0.2")
     assert proc.wait(timeout=300) == 0
     rows = db._query("SELECT job_id, pid, worker FROM job_log")
     assert len(rows) == len({row[0] for row in rows}) == 600
@@ -127,9 +132,7 @@ def test_threads_have_their_own_names_and_share_the_work(mysql_url: str, db: Sql
     assert locked_rows(db) == 0
 
 
-def test_failing_jobs_record_every_attempt_once(
-    mysql_url: str, db: SqlBackend, tmp_path: Path
-) -> None:
+def test_failing_jobs_record_every_attempt_once(url: str, db: SqlBackend, tmp_path: Path) -> None:
     """Jobs that fail twice then succeed: attempts 0, 1, 2 each recorded once per job."""
     config = tmp_path / "djmw.toml"
     config.write_text(
@@ -139,7 +142,7 @@ def test_failing_jobs_record_every_attempt_once(
     )
     bulk_insert(db, "--- !ruby/struct:FlakyJob\nfail_times: 2\n", 1_000)
     proc = djmw(
-        mysql_url,
+        url,
         "--config",
         str(config),
         "--processes",
@@ -153,9 +156,7 @@ def test_failing_jobs_record_every_attempt_once(
     # exit_on_complete may leave a retry that became ready after a worker's last reserve.
     leftover = int(db._query("SELECT COUNT(*) FROM delayed_jobs")[0][0])
     if leftover:
-        proc = djmw(
-            mysql_url, "--config", str(config), "--exit-on-complete", "--sleep-delay", "0.2"
-        )
+        proc = djmw(url, "--config", str(config), "--exit-on-complete", "--sleep-delay", "0.2")
         assert proc.wait(timeout=120) == 0
     runs = log_rows(db)
     assert len(runs) == len(set(runs)) == 3_000
@@ -167,17 +168,17 @@ def test_failing_jobs_record_every_attempt_once(
 
 
 def _start_sleep_job(
-    mysql_url: str, db: SqlBackend, seconds: float, *args: str
+    url: str, db: SqlBackend, seconds: float, *args: str
 ) -> tuple[int, subprocess.Popen[bytes]]:
     job_id = db.enqueue(f"--- !ruby/struct:SleepJob\nseconds: {seconds}\n")
-    proc = djmw(mysql_url, "--sleep-delay", "0.2", *args)
+    proc = djmw(url, "--sleep-delay", "0.2", *args)
     wait_for(lambda: len(log_rows(db)) >= 1, 30, "the job to start")
     return job_id, proc
 
 
-def test_kill_9_then_same_name_runs_the_job_again_at_once(mysql_url: str, db: SqlBackend) -> None:
+def test_kill_9_then_same_name_runs_the_job_again_at_once(url: str, db: SqlBackend) -> None:
     """kill -9 mid-job leaves the row locked; a restart with the same name runs it at once."""
-    job_id, proc = _start_sleep_job(mysql_url, db, 30, "--name", "w1")
+    job_id, proc = _start_sleep_job(url, db, 30, "--name", "w1")
     proc.kill()
     proc.wait()
     row = db.job(job_id)
@@ -188,7 +189,7 @@ def test_kill_9_then_same_name_runs_the_job_again_at_once(mysql_url: str, db: Sq
         f"UPDATE delayed_jobs SET handler = %s WHERE id = {job_id}",
         ["--- !ruby/struct:SleepJob\nseconds: 0\n"],
     )
-    again = djmw(mysql_url, "--name", "w1", "--exit-on-complete", "--sleep-delay", "0.2")
+    again = djmw(url, "--name", "w1", "--exit-on-complete", "--sleep-delay", "0.2")
     assert again.wait(timeout=60) == 0
     recovery = time.monotonic() - started
     assert recovery < 30
@@ -197,11 +198,9 @@ def test_kill_9_then_same_name_runs_the_job_again_at_once(mysql_url: str, db: Sq
     assert db.job(job_id) is None
 
 
-def test_kill_9_then_other_worker_takes_it_after_max_run_time(
-    mysql_url: str, db: SqlBackend
-) -> None:
+def test_kill_9_then_other_worker_takes_it_after_max_run_time(url: str, db: SqlBackend) -> None:
     """After kill -9, a differently named worker takes the job once the lock expires."""
-    job_id, proc = _start_sleep_job(mysql_url, db, 30, "--name", "w1", "--max-run-time", "3")
+    job_id, proc = _start_sleep_job(url, db, 30, "--name", "w1", "--max-run-time", "3")
     proc.kill()
     proc.wait()
     db._execute(
@@ -209,7 +208,7 @@ def test_kill_9_then_other_worker_takes_it_after_max_run_time(
         ["--- !ruby/struct:SleepJob\nseconds: 0\n"],
     )
     killed_at = time.monotonic()
-    other = djmw(mysql_url, "--name", "w2", "--max-run-time", "3", "--sleep-delay", "0.2")
+    other = djmw(url, "--name", "w2", "--max-run-time", "3", "--sleep-delay", "0.2")
     wait_for(lambda: db.job(job_id) is None, 30, "the other worker to run the job")
     waited = time.monotonic() - killed_at
     print(
@@ -221,9 +220,9 @@ def test_kill_9_then_other_worker_takes_it_after_max_run_time(
     assert [attempt for _, attempt in log_rows(db)] == [0, 0]
 
 
-def test_first_term_lets_the_job_finish_and_exits_0(mysql_url: str, db: SqlBackend) -> None:
+def test_first_term_lets_the_job_finish_and_exits_0(url: str, db: SqlBackend) -> None:
     """TERM: the running job finishes and is recorded, locks are cleared, exit status 0."""
-    job_id, proc = _start_sleep_job(mysql_url, db, 1.5)
+    job_id, proc = _start_sleep_job(url, db, 1.5)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
     assert db.job(job_id) is None
@@ -231,11 +230,9 @@ def test_first_term_lets_the_job_finish_and_exits_0(mysql_url: str, db: SqlBacke
 
 
 @pytest.mark.parametrize("how", ["second signal", "grace period"])
-def test_hard_stop_unlocks_without_charging(mysql_url: str, db: SqlBackend, how: str) -> None:
+def test_hard_stop_unlocks_without_charging(url: str, db: SqlBackend, how: str) -> None:
     """A second signal, or the grace period ending, interrupts the job: row unlocked, attempts 0, exit 1."""
-    job_id, proc = _start_sleep_job(
-        mysql_url, db, 60, "--grace", "1" if how == "grace period" else "60"
-    )
+    job_id, proc = _start_sleep_job(url, db, 60, "--grace", "1" if how == "grace period" else "60")
     proc.send_signal(signal.SIGTERM)
     if how == "second signal":
         time.sleep(0.3)

@@ -1,8 +1,9 @@
 """Time zones: Ruby enqueues, djmw decides when a job is due, and both agree.
 
-(a) MariaDB's own time zone does not matter: with ``SET GLOBAL time_zone = '+09:00'`` a
-job Ruby (``default_timezone :utc``) schedules 3 s ahead is not run by djmw's default
-(UTC) clock before its run_at, and is run right after it.
+(a) The server's own time zone does not matter: with MariaDB's ``SET GLOBAL time_zone =
+'+09:00'``, or PostgreSQL's TimeZone ``Asia/Tokyo``, a job Ruby (``default_timezone
+:utc``) schedules 3 s ahead is not run by djmw's default (UTC) clock before its run_at,
+and is run right after it.
 
 (b) ``default_timezone :local``: Ruby in ``TZ=Asia/Tokyo`` stores Tokyo wall-clock times.
 A djmw worker on the default UTC clock sees those jobs 9 h in the future and takes none;
@@ -42,15 +43,7 @@ def utc_now() -> datetime:
 @pytest.mark.mysql
 def test_server_time_zone_does_not_change_when_a_job_runs(mysql_url: str) -> None:
     """(a) Global time_zone +09:00: djmw runs a job due in 3 s neither early nor late."""
-    database = rubyenv.ruby_database(mysql_url)
-    rubyenv.create_schema(database)
     server = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True)
-    ran: list[datetime] = []
-    worker = Worker(
-        database=mysql_url,
-        handlers=Handlers({"NewsletterJob": lambda job: ran.append(utc_now())}),
-        name="djmw time zone",
-    )
     try:
         with server.cursor() as cursor:
             cursor.execute("SELECT @@GLOBAL.time_zone")
@@ -65,36 +58,71 @@ def test_server_time_zone_does_not_change_when_a_job_runs(mysql_url: str) -> Non
                 )
                 assert cursor.fetchone() == ("+09:00", 9 * 60)
             probe.close()
-
-            due = utc_now() + timedelta(seconds=3)
-            (job,) = rubyenv.enqueue(
-                "struct_newsletter",
-                database,
-                extra_args=("--run-at", due.isoformat(timespec="microseconds") + "Z"),
-            )
-            worker.prepare()  # connects while the server's zone is +09:00
-            backend = open_backend(mysql_url)
-            try:
-                stored = backend.job(job["id"])
-            finally:
-                backend.close()
-            assert stored is not None
-            assert stored.run_at is not None
             # Ruby wrote UTC (MariaDB's DATETIME(0) truncates the fraction).
-            assert timedelta(0) <= due - stored.run_at < timedelta(seconds=1)
-
-            polls: list[tuple[datetime, tuple[int, int]]] = []
-            deadline = time.monotonic() + 15
-            while not ran and time.monotonic() < deadline:
-                started = utc_now()
-                polls.append((started, worker.work_off(10)))
-                time.sleep(0.1)
+            check_due_job_runs_on_time(mysql_url, precision=timedelta(seconds=1))
         finally:
             with server.cursor() as cursor:
                 cursor.execute("SET GLOBAL time_zone = %s", [previous])
     finally:
-        worker.close()
         server.close()
+
+
+@pytest.mark.postgresql
+def test_postgresql_time_zone_does_not_change_when_a_job_runs(pg_url: str) -> None:
+    """(a) on PostgreSQL: with the database's TimeZone Asia/Tokyo, Ruby stores naive UTC and
+    djmw runs a job due in 3 s neither early nor late."""
+    import psycopg
+
+    name = pg_url.rsplit("/", 1)[1]
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"ALTER DATABASE \"{name}\" SET TimeZone = 'Asia/Tokyo'")
+    with psycopg.connect(pg_url, autocommit=True) as probe:
+        # New sessions now get Asia/Tokyo: the server's local time is 9 h ahead of UTC.
+        zone, hours = probe.execute(
+            "SELECT current_setting('TimeZone'), "
+            "extract(hour FROM localtimestamp - (now() AT TIME ZONE 'UTC'))::int"
+        ).fetchone() or ("", 0)
+        assert (zone, hours) == ("Asia/Tokyo", 9)
+    # PostgreSQL's timestamp keeps microseconds: Ruby's run_at is exactly the one asked for.
+    check_due_job_runs_on_time(pg_url, precision=timedelta(microseconds=1))
+
+
+def check_due_job_runs_on_time(db_url: str, *, precision: timedelta) -> None:
+    """Ruby (default_timezone :utc) enqueues a job due in 3 s; djmw's UTC worker, polling
+    every 0.1 s, runs it no earlier than its run_at and within 3 s after."""
+    database = rubyenv.ruby_database(db_url)
+    rubyenv.create_schema(database)
+    ran: list[datetime] = []
+    worker = Worker(
+        database=db_url,
+        handlers=Handlers({"NewsletterJob": lambda job: ran.append(utc_now())}),
+        name="djmw time zone",
+    )
+    try:
+        due = utc_now() + timedelta(seconds=3)
+        (job,) = rubyenv.enqueue(
+            "struct_newsletter",
+            database,
+            extra_args=("--run-at", due.isoformat(timespec="microseconds") + "Z"),
+        )
+        worker.prepare()  # connects while the server's zone is Tokyo's
+        backend = open_backend(db_url)
+        try:
+            stored = backend.job(job["id"])
+        finally:
+            backend.close()
+        assert stored is not None
+        assert stored.run_at is not None
+        assert timedelta(0) <= due - stored.run_at < precision
+
+        polls: list[tuple[datetime, tuple[int, int]]] = []
+        deadline = time.monotonic() + 15
+        while not ran and time.monotonic() < deadline:
+            started = utc_now()
+            polls.append((started, worker.work_off(10)))
+            time.sleep(0.1)
+    finally:
+        worker.close()
 
     assert ran, f"the job never ran: {polls}"
     assert stored.run_at <= ran[0] < stored.run_at + timedelta(seconds=3)
@@ -129,7 +157,16 @@ print(json.dumps({"result": result, "ran": ran, "local_now": local_now.isoformat
 
 
 def test_local_default_timezone(db_url: str) -> None:
-    """(b) ``:local`` in Tokyo: a UTC-clock djmw waits 9 h; a local-clock djmw runs the jobs now."""
+    """(b) ``:local`` in Tokyo: a UTC-clock djmw waits 9 h; a local-clock djmw runs the jobs now.
+
+    On PostgreSQL the database's TimeZone is Asia/Tokyo as well, which changes nothing.
+    """
+    if db_url.startswith("postgresql"):
+        import psycopg
+
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            name = db_url.rsplit("/", 1)[1]
+            conn.execute(f"ALTER DATABASE \"{name}\" SET TimeZone = 'Asia/Tokyo'")
     database = rubyenv.ruby_database(db_url)
     rubyenv.create_schema(database)
     tokyo = {"DJ_TIMEZONE": "local", "TZ": "Asia/Tokyo"}

@@ -4,6 +4,7 @@
 #
 # Environment:
 #   DJ_DATABASE    sqlite3:/path/file.db | /path/file.db | mysql2://user[:pw]@host:port/dbname
+#                  | postgresql://user[:pw]@host:port/dbname
 #   DJ_TIMEZONE    ActiveRecord default_timezone: utc (default) or local
 #   DJ_TIME_ZONE   ActiveSupport Time.zone (default UTC)
 #   DJ_RECORD      file that perform methods append one JSON line to (default: stdout)
@@ -65,10 +66,20 @@ module DjLab
         database: uri.path.sub(%r{\A/}, ''),
         encoding: 'utf8mb4',
       }.compact
+    when %r{\A(postgres|postgresql|postgis)://}
+      uri = URI.parse(url)
+      {
+        adapter: 'postgresql',
+        host: uri.host || '127.0.0.1',
+        port: uri.port || 5432,
+        username: uri.user ? URI.decode_www_form_component(uri.user) : nil,
+        password: uri.password ? URI.decode_www_form_component(uri.password) : nil,
+        database: uri.path.sub(%r{\A/}, ''),
+      }.compact
     when %r{\A[^:]+\z}
       { adapter: 'sqlite3', database: url, timeout: 10_000 }
     else
-      abort "DJ_DATABASE: unsupported #{url.inspect} (sqlite3:/path.db or mysql2://root@127.0.0.1:3306/db)"
+      abort "DJ_DATABASE: unsupported #{url.inspect} (sqlite3:/path.db, mysql2://root@127.0.0.1:3306/db or postgresql://user:pw@127.0.0.1:5432/db)"
     end
   end
 

@@ -133,8 +133,8 @@ CASES = [
     ),
     Case(
         id="bad_url_scheme",
-        toml='database = "postgres://app@db.internal/app"',
-        problem=("postgres://app@db.internal/app", "scheme"),
+        toml='database = "oracle://app@db.internal/app"',
+        problem=("oracle://app@db.internal/app", "scheme"),
         fix=("mysql://", "sqlite:///"),
     ),
     Case(
@@ -254,7 +254,7 @@ def test_cli_exits_non_zero_with_the_message(
         (["--table", "delayed_jobs; DROP"], "not a valid table name"),
         (["--handlers", "config_handlers:not_handlers"], "must name a djmw.Handlers"),
         (["--handlers", "no_such_package.jobs:handlers"], "cannot import module"),
-        (["--database", "postgres://app@db/app"], "the scheme must be"),
+        (["--database", "oracle://app@db/app"], "the scheme must be"),
     ],
     ids=["sleep_delay", "table", "handlers_type", "handlers_import", "scheme"],
 )

@@ -1,0 +1,216 @@
+"""Where the dashboard's data comes from: a small pool of ``djmw.admin.Jobs`` connections,
+and summaries kept fresh in the background.
+
+Every read and write goes through the operations API (``djmw.admin.Jobs``), so a state,
+a name and the live-worker guard mean in the browser what they mean for ``djmw jobs``
+and for the worker. ``Reader.call`` runs one call on a pooled connection, at most
+``connections`` at once, in the calling thread (the pages call it from Starlette's
+thread pool, never on the event loop); the background reads run in two threads of their
+own.
+
+Lists and job pages are keyset reads that stay fast on any table. The overview's counts
+and charts and the failure groups are whole-table scans (seconds on a million rows), so
+``Summaries`` keeps the last result of each and reads it again in the background when it
+is older than the refresh interval, at most one read per summary at a time, and never
+sooner than three times its last duration after the previous one (a dashboard left open
+uses at most about a third of one database core). A page waits ``summary_wait`` for a
+read under way, then shows the previous result with its age, or "counting" when there is
+none yet; the live refresh brings the new one.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import queue
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any, Generic, TypeVar
+
+import attrs
+
+from djmw.admin import Jobs
+from djmw.web.settings import WebSettings
+
+T = TypeVar("T")
+
+
+class Reader:
+    """Runs operations-API calls on pooled connections in the dashboard's threads.
+
+    The first connection is opened at construction, so a bad URL or a missing table
+    fails at start with the same message as ``djmw work`` (never the password).
+    """
+
+    def __init__(self, settings: WebSettings) -> None:
+        self.settings = settings
+        self._idle: queue.LifoQueue[Jobs] = queue.LifoQueue()
+        self._all: list[Jobs] = []
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(settings.connections)
+        self._closed = False
+        self._idle.put(self._open())
+        self.executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=2, thread_name_prefix="djmw-web"
+        )
+
+    def _open(self) -> Jobs:
+        jobs = Jobs(
+            self.settings.database,
+            table=self.settings.table,
+            max_run_time=self.settings.max_run_time,
+        )
+        with self._lock:
+            self._all.append(jobs)
+        return jobs
+
+    def call(self, action: Callable[[Jobs], T]) -> T:
+        """Run ``action`` on an idle connection (opening one if none is idle), in the
+        calling thread; waits while ``connections`` calls are under way."""
+        with self._slots:
+            try:
+                jobs = self._idle.get_nowait()
+            except queue.Empty:
+                jobs = self._open()
+            try:
+                return action(jobs)
+            finally:
+                if self._closed:
+                    jobs.close()
+                else:
+                    self._idle.put(jobs)
+
+    def submit(self, action: Callable[[Jobs], T]) -> concurrent.futures.Future[T]:
+        """Run ``action`` on a pooled connection in one of the background threads."""
+        return self.executor.submit(self.call, action)
+
+    def close(self) -> None:
+        """Wait for the calls under way, then close every connection."""
+        self._closed = True
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            opened, self._all = self._all, []
+        for jobs in opened:
+            jobs.close()
+
+
+@attrs.frozen(kw_only=True)
+class Snapshot(Generic[T]):
+    """One summary as last read.
+
+    Attributes:
+        value: the result, or None when the read failed.
+        error: why the read failed (a djmw error message, which never holds a password).
+        taken: when the read started (``time.time()``).
+        duration: how long it took, in seconds.
+        stale: a newer read is due or under way.
+    """
+
+    value: T | None
+    error: str | None
+    taken: float
+    duration: float
+    stale: bool = False
+
+    @property
+    def age(self) -> float:
+        """Seconds since the read started."""
+        return max(time.time() - self.taken, 0.0)
+
+
+@attrs.define
+class _Entry:
+    snapshot: Snapshot[Any] | None = None
+    future: concurrent.futures.Future[Any] | None = None
+    started: float = 0.0
+    invalidated: bool = False
+
+
+class Summaries:
+    """The latest result of each expensive read, by key, read again in the background.
+
+    Args:
+        reader: the connections to read with.
+        max_entries: summaries kept (different filters of the failures page), the
+            least recently used dropped first.
+    """
+
+    def __init__(self, reader: Reader, *, max_entries: int = 32) -> None:
+        self.reader = reader
+        self.max_entries = max_entries
+        self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(
+        self, key: Hashable, compute: Callable[[Jobs], T], *, max_age: float, wait: float
+    ) -> Snapshot[T] | None:
+        """The summary ``key``: read again in the background when older than
+        ``max_age`` (or invalidated); waits up to ``wait`` seconds for a read under way.
+
+        Returns None when no read has finished yet.
+        """
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                entry = self._entries[key] = _Entry()
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+            future = self._start_if_due(entry, compute, max_age)
+        if future is not None and not future.done():
+            concurrent.futures.wait([future], timeout=wait)
+        with self._lock:
+            snapshot = entry.snapshot
+            if snapshot is None:
+                return None
+            due = entry.invalidated or (entry.future is not None and not entry.future.done())
+            return attrs.evolve(snapshot, stale=due) if due else snapshot
+
+    def _start_if_due(
+        self, entry: _Entry, compute: Callable[[Jobs], Any], max_age: float
+    ) -> concurrent.futures.Future[Any] | None:
+        if entry.future is not None and not entry.future.done():
+            return entry.future
+        snapshot = entry.snapshot
+        now = time.time()
+        fresh = snapshot is not None and snapshot.age <= max_age and not entry.invalidated
+        # Never read again sooner than three times the last read's duration.
+        rested = snapshot is None or now - entry.started >= 3 * snapshot.duration
+        if fresh or not (rested or entry.invalidated):
+            return None
+        entry.started = now
+        entry.invalidated = False
+        entry.future = self.reader.submit(lambda jobs: self._read(entry, compute, jobs))
+        return entry.future
+
+    def _read(self, entry: _Entry, compute: Callable[[Jobs], Any], jobs: Jobs) -> None:
+        started, clock = time.time(), time.perf_counter()
+        value: Any = None
+        error: str | None = None
+        try:
+            value = compute(jobs)
+        except Exception as exc:  # shown on the page, read again later
+            error = _message(exc)
+        snapshot = Snapshot(
+            value=value, error=error, taken=started, duration=time.perf_counter() - clock
+        )
+        with self._lock:
+            if entry.snapshot is None or value is not None or entry.snapshot.value is None:
+                entry.snapshot = snapshot
+            else:  # keep showing the last good counts, with the error beside them
+                entry.snapshot = attrs.evolve(entry.snapshot, error=error)
+
+    def invalidate(self) -> None:
+        """Mark every summary out of date (after an action changed rows)."""
+        with self._lock:
+            for entry in self._entries.values():
+                entry.invalidated = True
+
+
+def _message(exc: BaseException) -> str:
+    from djmw.errors import DjmwError  # noqa: PLC0415 - only failures need it
+
+    if isinstance(exc, DjmwError):
+        return str(exc)
+    return f"{type(exc).__name__} while reading the table"
