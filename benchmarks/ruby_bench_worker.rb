@@ -4,7 +4,7 @@
 # Delayed::Worker#work_off until a batch finds nothing and no ready row is left unlocked
 # (a race lost to another worker, which delayed_job_active_record's UPDATE ... LIMIT 1 can
 # lose, must not end the run early), and prints one JSON line: jobs run, CPU seconds and
-# the end time.
+# the end time (and how many deadlocks escaped work_off).
 require "uri"
 require "json"
 require "logger"
@@ -34,11 +34,19 @@ $stdout.flush
 $stdin.gets
 cpu = Process.clock_gettime(Process::CLOCK_PROCESS_CPUTIME_ID)
 jobs = 0
+deadlocks = 0
 loop do
-  succeeded, failed = worker.work_off
+  begin
+    succeeded, failed = worker.work_off
+  rescue ActiveRecord::Deadlocked, ActiveRecord::LockWaitTimeout
+    # delayed_job lets a deadlock in its failure path escape work_off, which ends a real
+    # worker (its supervisor starts a new one); here the loop just goes on.
+    deadlocks += 1
+    next
+  end
   jobs += succeeded + failed
   next unless (succeeded + failed).zero?
   break if Delayed::Job.where(locked_at: nil, failed_at: nil).where("run_at <= ?", Time.now.utc).count.zero?
 end
 cpu = Process.clock_gettime(Process::CLOCK_PROCESS_CPUTIME_ID) - cpu
-$stdout.puts JSON.generate(jobs: jobs, cpu: cpu, end: Time.now.to_f)
+$stdout.puts JSON.generate(jobs: jobs, cpu: cpu, end: Time.now.to_f, deadlocks: deadlocks)

@@ -164,6 +164,8 @@ def run_once(contender: str, jobs: int, processes: int) -> dict[str, object]:
             "cpu_ms_per_job": 1000 * sum(float(r["cpu"]) for r in results) / max(ran, 1),
             "server_cpu_ms_per_job": 1000 * (server_after - server_before) / max(ran, 1),
         }
+        if contender == "ruby":
+            run["escaped_deadlocks"] = sum(int(r.get("deadlocks", 0)) for r in results)
         if contender.startswith("djmw"):
             ids: list[str] = []
             for index in range(processes):
