@@ -15,10 +15,10 @@ Register perform functions by job name, then start a worker on the Rails app's t
 
 from __future__ import annotations
 
-from djmw.backends import open_backend
+from djmw.backends import NewJob, open_backend
 from djmw.chain import CallNext, Middleware, Perform, compose
 from djmw.config import load_config
-from djmw.enqueue import enqueue
+from djmw.enqueue import enqueue, enqueue_many
 from djmw.errors import (
     AttemptFailed,
     BackendError,
@@ -63,6 +63,8 @@ __all__ = [
     "load_config",
     "open_backend",
     "enqueue",
+    "enqueue_many",
+    "NewJob",
     "encode",
     "CallNext",
     "Middleware",

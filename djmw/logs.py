@@ -8,7 +8,11 @@ layer may use it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
+import time
+from typing import TextIO
 
 from djmw.errors import ConfigurationError
 from djmw.job import Job
@@ -46,3 +50,93 @@ def job_label(job: Job) -> str:
 def worker_prefix(worker_name: str) -> str:
     """Return ``[Worker(<name>)]``, the start of every worker line."""
     return f"[Worker({worker_name})]"
+
+
+#: delayed_job's line: ``<time>: <message>``, the time as ``%FT%T%z`` in UTC.
+LOG_FORMAT = "%(asctime)s: %(message)s"
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
+
+
+class DelayedJobFormatter(logging.Formatter):
+    """Format records as delayed_job writes its log: ``2026-11-28T12:00:00+0000: <message>``.
+
+    The time is UTC with whole seconds, so its text is built once per second, not once
+    per record (two records per job on a busy worker).
+    """
+
+    def __init__(self, fmt: str = LOG_FORMAT, datefmt: str = TIME_FORMAT) -> None:
+        super().__init__(fmt, datefmt)
+        self._second = -1
+        self._text = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        """Return the record's time in UTC as ``datefmt`` (default ``%FT%T%z``)."""
+        if datefmt is not None and datefmt != self.datefmt:
+            return time.strftime(datefmt, time.gmtime(record.created))
+        second = int(record.created)
+        if second != self._second:
+            self._text = time.strftime(self.datefmt or TIME_FORMAT, time.gmtime(second))
+            self._second = second
+        return self._text
+
+
+class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A StreamHandler that flushes in the background instead of after every record.
+
+    ``logging.StreamHandler`` flushes the stream after each record: a system call per
+    log line, two per job. This handler writes each line to the stream's buffer and
+    flushes it from a daemon thread at most ``flush_interval`` seconds later; a record
+    at WARNING or above flushes at once, with everything before it. Lines keep their
+    order. At exit ``logging.shutdown`` flushes what is left.
+
+    Args:
+        stream: where lines go (default ``sys.stderr``, as StreamHandler).
+        flush_interval: the longest a line waits in the buffer, in seconds; 0 flushes
+            every record, as StreamHandler does.
+
+    Limits: a process killed with SIGKILL loses the lines of its last ``flush_interval``.
+    A process that forks should flush the stream first (djmw's ``process`` timeout mode
+    does), or the child inherits the buffered lines.
+    """
+
+    def __init__(self, stream: TextIO | None = None, *, flush_interval: float = 0.2) -> None:
+        super().__init__(stream)
+        self.flush_interval = flush_interval
+        self._pending = threading.Event()
+        self._flusher: threading.Thread | None = None
+        self._closed = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Write the formatted record; flush now (WARNING and above) or soon."""
+        try:
+            self.stream.write(self.format(record) + self.terminator)
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+            return
+        if record.levelno >= logging.WARNING or self.flush_interval <= 0:
+            self.flush()
+        elif not self._pending.is_set():
+            if self._flusher is None:
+                self._flusher = threading.Thread(
+                    target=self._flush_soon, name="djmw log flusher", daemon=True
+                )
+                self._flusher.start()
+            self._pending.set()
+
+    def close(self) -> None:
+        """Flush what is buffered and stop the background flushes."""
+        self._closed = True
+        self._pending.set()  # wake the flusher so that it ends
+        with contextlib.suppress(ValueError):  # the stream may be closed already
+            self.flush()
+        super().close()
+
+    def _flush_soon(self) -> None:
+        while not self._closed:
+            self._pending.wait()
+            time.sleep(self.flush_interval)
+            self._pending.clear()
+            with contextlib.suppress(ValueError):  # the stream was closed meanwhile
+                self.flush()

@@ -3,8 +3,10 @@
 ``Worker`` holds the settings and the public lifecycle; it builds one ``Loop`` when it
 starts and delegates to it. The loop owns the running state: the connection, the stop
 flag, the job in flight and the ids it gave back. It is delayed_job's ``work_off`` and
-``start`` loop, with one djmw addition: a finished job's outcome is written together
-with the next claim (``Backend.finish_and_reserve``), one round trip for both.
+``start`` loop, with djmw additions: a finished job's outcome is written together with
+the next claim (``Backend.finish_and_reserve``), one round trip for both; with
+``prefetch`` it claims several rows at once (``djmw.prefetch``); and an idle worker
+sleeps only until the next run_at it knows of, if that comes before ``sleep_delay``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from djmw.job import Job
 from djmw.logs import job_prefix, worker_prefix
 from djmw.observe.health import Health
 from djmw.outcome import Outcome, Succeeded, error_text
+from djmw.prefetch import Prefetch
 from djmw.registry import WorkerRegistry
 from djmw.rescue import CrashAccounting
 
@@ -79,6 +82,7 @@ class LoopSettings:
     #: Called with the worker's connection before each batch (the Pruner); errors are
     #: logged, never fatal.
     between_batches: Callable[[Backend], object] | None = None
+    prefetch: int = 1
 
 
 class Loop:
@@ -125,6 +129,9 @@ class Loop:
         self._given_back: dict[int, None] = {}
         self._job_thread: int | None = None
         self._job_lock = threading.Lock()
+        self._prefetch = (
+            Prefetch(settings.prefetch, settings.logger) if settings.prefetch > 1 else None
+        )
 
     @property
     def _prefix(self) -> str:
@@ -178,7 +185,7 @@ class Loop:
                     self.registry.poll(self._db)
                 self._between_batches()
                 started = time.monotonic()
-                succeeded, failed = self.batch(self.settings.batch_size)
+                succeeded, failed = self.batch(self.settings.batch_size, keep_prefetched=True)
                 self.succeeded += succeeded
                 self.failed += failed
                 count = succeeded + failed
@@ -193,7 +200,7 @@ class Loop:
                     self.status = "done"
                     return
                 self.status = "sleeping"
-                self._db.wait_for_jobs(self.settings.sleep_delay, self._stop)
+                self._db.wait_for_jobs(self.idle_delay(), self._stop)
                 if self.status == "sleeping":
                     self.status = "running"
             self.status = "stopped"
@@ -222,6 +229,7 @@ class Loop:
         """Clear this worker's locks (unless told not to) and close the connection."""
         if self.backend is None:
             return
+        self.give_back_prefetched()
         cleared = self.clear_locks() if clear_locks else True
         if self.registry is not None:
             # A worker whose locks could not be cleared stays registered: once its
@@ -274,8 +282,42 @@ class Loop:
         except Exception as exc:  # housekeeping must never stop the worker
             self.settings.logger.error("%s Housekeeping failed: %s", self._prefix, exc)
 
-    def batch(self, num: int) -> tuple[int, int]:
-        """Run up to ``num`` jobs; return ``(succeeded, failed)``."""
+    def give_back_prefetched(self) -> None:
+        """Unlock the rows claimed ahead and not started, attempts unchanged; logs errors."""
+        if self._prefetch is None or not len(self._prefetch):
+            return
+        try:
+            count = self._prefetch.give_back(self._db)
+        except DjmwError as exc:
+            self.settings.logger.error(
+                "%s Could not give back prefetched jobs: %s", self._prefix, exc
+            )
+            return
+        self.settings.logger.info(
+            "%s Gave back %d prefetched jobs, attempts unchanged", self._prefix, count
+        )
+
+    def idle_delay(self) -> float:
+        """How long to sleep when idle: ``sleep_delay``, or until the earliest future
+        run_at the table holds for this worker, if that comes sooner."""
+        delay = self.settings.sleep_delay
+        try:
+            request = self._request()
+            upcoming = self._db.next_run_at(request)
+        except (BackendError, OSError) as exc:
+            self.settings.logger.debug("%s next run_at unknown: %s", self._prefix, exc)
+            return delay
+        if upcoming is None:
+            return delay
+        # A millisecond past run_at, so that the row is due when the loop wakes.
+        return min(delay, max((upcoming - request.now).total_seconds(), 0.0) + 0.001)
+
+    def batch(self, num: int, *, keep_prefetched: bool = False) -> tuple[int, int]:
+        """Run up to ``num`` jobs; return ``(succeeded, failed)``.
+
+        With prefetch, rows claimed ahead and not started are given back at the end
+        unless ``keep_prefetched`` (the running loop keeps them for its next batch).
+        """
         succeeded = failed = 0
         finished: Finished | None = None
         try:
@@ -294,6 +336,8 @@ class Loop:
         finally:
             if finished is not None:
                 self._finish(finished)
+            if not keep_prefetched:
+                self.give_back_prefetched()
         return succeeded, failed
 
     def _request(self) -> ReserveRequest:
@@ -302,7 +346,10 @@ class Loop:
     def _reserve(self, finished: Finished | None = None) -> Job | None:
         """Claim the next job; ``finished``'s outcome is written in the same transaction."""
         try:
-            if finished is None:
+            if self._prefetch is not None:
+                finish = None if finished is None else (finished.job, finished.outcome)
+                job = self._prefetch.take(self._db, self._request, finish)
+            elif finished is None:
                 job = self._db.reserve(self._request())
             else:
                 job = self._db.finish_and_reserve(finished.job, finished.outcome, self._request())

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 import attrs
@@ -26,6 +26,8 @@ from djmw.backends import (
     handler_marker,
     truncate_utf8,
 )
+from djmw.backends._sql import NewJob
+from djmw.backends.base import Finish
 from djmw.chain import CallNext
 from djmw.errors import BackendError, OutcomeNotRecorded
 from djmw.job import Job
@@ -122,6 +124,9 @@ class InMemoryBackend:
         )
         if not (ready or job.locked_by == request.worker_name):
             return False
+        return self._matches(job, request)
+
+    def _matches(self, job: Job, request: ReserveRequest) -> bool:
         if request.min_priority is not None and (
             job.priority is None or job.priority < request.min_priority
         ):
@@ -217,6 +222,63 @@ class InMemoryBackend:
             msg = f"the outcome of job {job.id} could not be recorded: {exc}"
             raise OutcomeNotRecorded(msg) from exc
         return self.reserve(request)
+
+    def reserve_many(
+        self, request: ReserveRequest, limit: int, *, finish: Finish | None = None
+    ) -> list[Job]:
+        """Write ``finish``, then lock and return up to ``limit`` jobs in reserve order."""
+        if finish is not None:
+            self._finish(finish)
+        jobs: list[Job] = []
+        while len(jobs) < limit:
+            # A row this worker locked is eligible again (locked_by = name): skip it.
+            taken = frozenset(job.id for job in jobs)
+            job = self.reserve(attrs.evolve(request, exclude_ids=request.exclude_ids | taken))
+            if job is None:
+                break
+            jobs.append(job)
+        return jobs
+
+    def start_next(self, job: Job, *, finish: Finish | None = None) -> Job | None:
+        """Write ``finish``, then refresh ``job``'s locked_at; None if it is not ours."""
+        if finish is not None:
+            self._finish(finish)
+        with self._lock:
+            row = self.rows.get(job.id)
+            if row is None or row.locked_by != job.locked_by:
+                return None
+            now = self.clock()
+            self.rows[job.id] = attrs.evolve(row, locked_at=now)
+            return attrs.evolve(job, locked_at=now)
+
+    def _finish(self, finish: Finish) -> None:
+        job, outcome = finish
+        try:
+            self.apply(job, outcome)
+        except BackendError as exc:
+            msg = f"the outcome of job {job.id} could not be recorded: {exc}"
+            raise OutcomeNotRecorded(msg) from exc
+
+    def next_run_at(self, request: ReserveRequest) -> datetime | None:
+        """Return the earliest future run_at among unlocked, unfailed, matching rows."""
+        with self._lock:
+            times = [
+                job.run_at
+                for job in self.rows.values()
+                if job.run_at is not None
+                and job.run_at > request.now
+                and job.failed_at is None
+                and (job.locked_at is None or job.locked_at < request.expired_before)
+                and self._matches(job, request)
+            ]
+        return min(times, default=None)
+
+    def enqueue_many(self, rows: Sequence[NewJob]) -> list[int]:
+        """Insert ``rows``; return their ids in order."""
+        return [
+            self.enqueue(row.handler, priority=row.priority, run_at=row.run_at, queue=row.queue)
+            for row in rows
+        ]
 
     def touch(self, job: Job) -> bool:
         """Refresh locked_at if ``job.locked_by`` still holds the row (Heartbeat)."""

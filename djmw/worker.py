@@ -149,6 +149,11 @@ class Worker:
         max_run_time: seconds (default 4 h): the job time limit and the lock expiry.
         sleep_delay: seconds to sleep after an empty batch (default 5).
         batch_size: jobs per batch before the rate line (default 100).
+        prefetch: rows claimed per transaction (default 1: one at a time). With K > 1
+            the worker claims up to K ready rows at once, each locked by its name, runs
+            them in order, refreshes each one's locked_at as it starts and gives back
+            the rows not started at a graceful stop (attempts unchanged). A crash leaves
+            up to K rows locked instead of one (``djmw.prefetch``).
         exit_on_complete: leave the loop when a batch finds nothing (status ``done``).
         max_reserve_errors: consecutive reserve errors before giving up (default 10).
         on_reserve_errors: ``stop`` (status ``crashed``) or ``raise`` (ReserveErrorsExceeded).
@@ -196,6 +201,7 @@ class Worker:
     max_run_time: float = attrs.field(default=4 * 3600.0, validator=positive_number)
     sleep_delay: float = attrs.field(default=5.0, validator=positive_number)
     batch_size: int = attrs.field(default=100, validator=positive_int)
+    prefetch: int = attrs.field(default=1, validator=positive_int)
     exit_on_complete: bool = attrs.field(default=False, validator=boolean)
     max_reserve_errors: int = attrs.field(default=10, validator=positive_int)
     on_reserve_errors: Literal["stop", "raise"] = attrs.field(
@@ -329,6 +335,7 @@ class Worker:
             logger=self.logger,
             health=self.health,
             between_batches=between_batches,
+            prefetch=self.prefetch,
         )
         self._loop = Loop(settings, backend, chain, crash=crash, registry=registry)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from djmw._clock import Clock, utc_now
-from djmw.backends._sql import ReserveRequest, handler_marker, truncate_utf8
+from djmw.backends._sql import NewJob, ReserveRequest, handler_marker, truncate_utf8
 from djmw.backends._workers import WorkerRecord, registry_table_for
-from djmw.backends.base import Backend, BackendFactory, QueueStats, SqlBackend
+from djmw.backends.base import Backend, BackendFactory, Finish, QueueStats, SqlBackend
 from djmw.backends.url import DatabaseUrl, parse_url
 from djmw.errors import ConfigurationError
 
@@ -68,6 +68,8 @@ __all__ = [
     "Backend",
     "BackendFactory",
     "DatabaseUrl",
+    "Finish",
+    "NewJob",
     "QueueStats",
     "ReserveRequest",
     "SqlBackend",

@@ -73,6 +73,23 @@ class ReserveRequest:
         return self.now - timedelta(seconds=self.max_run_time)
 
 
+@attrs.frozen(kw_only=True)
+class NewJob:
+    """One row to insert, as ``Delayed::Job.enqueue`` writes it (``djmw.enqueue_many``).
+
+    Attributes:
+        handler: the handler YAML (build it with ``djmw.ruby.encode``).
+        priority: lower runs first (default 0).
+        run_at: naive time in the worker's clock (default: now, at insert time).
+        queue: the queue name, or None.
+    """
+
+    handler: str
+    priority: int = 0
+    run_at: datetime | None = None
+    queue: str | None = None
+
+
 def ready_where(
     request: ReserveRequest, mark: str, time_column: Callable[[str], str] = str
 ) -> tuple[str, list[object]]:
@@ -89,6 +106,30 @@ def ready_where(
         f"OR locked_by = {mark}) AND failed_at IS NULL"
     )
     params: list[object] = [request.now, request.expired_before, request.worker_name]
+    filters, filter_params = _filters(request, mark)
+    return sql + filters, params + filter_params
+
+
+def upcoming_where(
+    request: ReserveRequest, mark: str, time_column: Callable[[str], str] = str
+) -> tuple[str, list[object]]:
+    """Return the predicate of rows that become eligible later: ``run_at > now``, not
+    locked (or the lock expired), not failed, and the request's filters.
+
+    ``MIN(run_at)`` over it is when the worker has something to do next (the idle sleep
+    ends then). Rows whose lock expires later are not counted: the poll finds them.
+    ``time_column`` is as in ``ready_where``.
+    """
+    run_at, locked_at = time_column("run_at"), time_column("locked_at")
+    sql = f"{run_at} > {mark} AND (locked_at IS NULL OR {locked_at} < {mark}) AND failed_at IS NULL"
+    params: list[object] = [request.now, request.expired_before]
+    filters, filter_params = _filters(request, mark)
+    return sql + filters, params + filter_params
+
+
+def _filters(request: ReserveRequest, mark: str) -> tuple[str, list[object]]:
+    sql = ""
+    params: list[object] = []
     if request.min_priority is not None:
         sql += f" AND priority >= {mark}"
         params.append(request.min_priority)

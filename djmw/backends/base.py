@@ -7,17 +7,19 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import attrs
 
 from djmw._clock import Clock, utc_now
 from djmw.backends._sql import (
     COLUMNS,
+    NewJob,
     ReserveRequest,
     checked_table,
     ready_where,
     truncate_utf8,
+    upcoming_where,
 )
 from djmw.backends._workers import (
     REGISTRY_COLUMNS,
@@ -29,6 +31,8 @@ from djmw.errors import BackendError, ConfigurationError, OutcomeNotRecorded
 from djmw.job import Job
 from djmw.logs import job_label
 from djmw.outcome import Failed, Outcome, Rescheduled, Succeeded, error_text
+
+T = TypeVar("T")
 
 logger = logging.getLogger("djmw.backend")
 
@@ -59,6 +63,31 @@ class Backend(Protocol):
         """
         ...
 
+    def reserve_many(
+        self, request: ReserveRequest, limit: int, *, finish: Finish | None = None
+    ) -> list[Job]:
+        """Lock and return up to ``limit`` eligible jobs, in reserve order (batch claims).
+
+        Each row gets this worker's locked_by and locked_at, as ``reserve`` sets them.
+        ``finish``, a job and its outcome, is written first, in the same transaction
+        where the database allows it; OutcomeNotRecorded when it cannot be written.
+        """
+        ...
+
+    def start_next(self, job: Job, *, finish: Finish | None = None) -> Job | None:
+        """Refresh the locked_at of ``job``, a prefetched job about to run.
+
+        ``finish``'s outcome is written in the same round trip (OutcomeNotRecorded when
+        it cannot be). Returns the job with its new locked_at, or None when its row is
+        no longer locked by ``job.locked_by`` (it must not run then).
+        """
+        ...
+
+    def next_run_at(self, request: ReserveRequest) -> datetime | None:
+        """Return the earliest run_at after ``request.now`` among rows this worker could
+        take then (unlocked, not failed, the request's filters), or None."""
+        ...
+
     def unlock(self, job: Job) -> None:
         """Release ``job``'s lock without charging an attempt."""
         ...
@@ -80,6 +109,10 @@ class Backend(Protocol):
         queue: str | None = None,
     ) -> int:
         """Insert a job row as delayed_job's enqueue does; return its id."""
+        ...
+
+    def enqueue_many(self, rows: Sequence[NewJob]) -> list[int]:
+        """Insert ``rows`` with one INSERT statement; return their ids, in order."""
         ...
 
     def create_schema(self) -> None:
@@ -248,6 +281,9 @@ QUEUE_STATS_SQL = (
 #: Opens a new connection: ``Worker.connect``, or ``lambda: backend`` in tests.
 BackendFactory = Callable[[], Backend]
 
+#: A job that ran and the outcome to write for it.
+Finish = tuple[Job, Outcome]
+
 
 class SqlBackend(abc.ABC):
     """Shared statements for the SQL dialects; subclasses bring the driver.
@@ -279,7 +315,7 @@ class SqlBackend(abc.ABC):
         """Run one query in autocommit; return all rows."""
 
     @abc.abstractmethod
-    def _write(self, action: Callable[[], int]) -> int:
+    def _write(self, action: Callable[[], T]) -> T:
         """Run a final write, retrying what the driver reports as transient."""
 
     @abc.abstractmethod
@@ -432,6 +468,74 @@ class SqlBackend(abc.ABC):
             raise OutcomeNotRecorded(msg) from exc
         return self.reserve(request)
 
+    def _finish(self, finish: Finish) -> None:
+        job, outcome = finish
+        try:
+            self.apply(job, outcome)
+        except BackendError as exc:
+            msg = f"the outcome of job {job.id} could not be recorded: {exc}"
+            raise OutcomeNotRecorded(msg) from exc
+
+    def reserve_many(
+        self, request: ReserveRequest, limit: int, *, finish: Finish | None = None
+    ) -> list[Job]:
+        """Write ``finish``, then claim up to ``limit`` jobs one by one (dialects that can
+        claim them in one transaction override this)."""
+        if finish is not None:
+            self._finish(finish)
+        jobs: list[Job] = []
+        while len(jobs) < limit:
+            # A row this worker locked is eligible again (locked_by = name): skip it.
+            taken = frozenset(job.id for job in jobs)
+            job = self.reserve(attrs.evolve(request, exclude_ids=request.exclude_ids | taken))
+            if job is None:
+                break
+            jobs.append(job)
+        return jobs
+
+    def touch_sql(self, job: Job, now: datetime) -> tuple[str, list[object]] | None:
+        """Return the UPDATE that refreshes ``job``'s locked_at to ``now``, or None when
+        the stored value would not change (same second on whole-second columns)."""
+        stamp = self._stamp(now)
+        if job.locked_at is not None and stamp == self._stamp(job.locked_at):
+            return None
+        m = self.mark
+        sql = f"UPDATE {self._t} SET locked_at = {m} WHERE id = {m} AND locked_by = {m}"
+        return sql, [stamp, job.id, job.locked_by]
+
+    def _started(self, job: Job, now: datetime) -> Job:
+        stamp = self._stamp(now)
+        return attrs.evolve(job, locked_at=stamp if isinstance(stamp, datetime) else now)
+
+    def start_next(self, job: Job, *, finish: Finish | None = None) -> Job | None:
+        """Write ``finish``, then refresh ``job``'s locked_at (dialects that can do both
+        in one round trip override this). None when the row is no longer ours."""
+        if finish is not None:
+            self._finish(finish)
+        now = self.clock()
+        touch = self.touch_sql(job, now)
+        if touch is None:
+            return job
+        sql, params = touch
+        if self._write(lambda: self._execute(sql, params)) == 0:
+            return None
+        return self._started(job, now)
+
+    def next_run_at(self, request: ReserveRequest) -> datetime | None:
+        """``SELECT MIN(run_at)`` over the rows that become eligible later; BackendError
+        on failure. Scans the rows of the priority index after now (an idle worker runs
+        it once per sleep)."""
+        where, params = upcoming_where(request, self.mark)
+        values = [self._compare(p) if isinstance(p, datetime) else p for p in params]
+        try:
+            rows = self._query(f"SELECT MIN(run_at) FROM {self._t} WHERE {where}", values)
+        except BackendError:
+            raise
+        except Exception as exc:  # the driver's own error, whatever the dialect
+            msg = f"next run_at query failed: {exc}"
+            raise BackendError(msg) from exc
+        return self._time(rows[0][0]) if rows else None
+
     def unlock(self, job: Job) -> None:
         """Release ``job``'s lock, attempts unchanged (used for crashes and shutdown)."""
         m = self.mark
@@ -486,6 +590,25 @@ class SqlBackend(abc.ABC):
         stamp = self._stamp(now)
         params = [priority, handler, self._stamp(run_at or now), queue, stamp, stamp]
         return self._insert(sql, params)
+
+    def insert_sql(self, rows: Sequence[NewJob]) -> tuple[str, list[object]]:
+        """Return one multi-row INSERT of ``rows`` (attempts 0, run_at now unless given)."""
+        now = self._stamp(self.clock())
+        m = self.mark
+        values = f"({m}, 0, {m}, {m}, {m}, {m}, {m})"
+        params: list[object] = []
+        for row in rows:
+            run_at = self._stamp(row.run_at) if row.run_at is not None else now
+            params.extend((row.priority, row.handler, run_at, row.queue, now, now))
+        sql = (
+            f"INSERT INTO {self._t} (priority, attempts, handler, run_at, queue, created_at, "
+            f"updated_at) VALUES {', '.join([values] * len(rows))}"
+        )
+        return sql, params
+
+    @abc.abstractmethod
+    def enqueue_many(self, rows: Sequence[NewJob]) -> list[int]:
+        """Insert ``rows`` with one INSERT statement; return their ids, in order."""
 
     @abc.abstractmethod
     def _insert(self, sql: str, params: Sequence[object]) -> int:

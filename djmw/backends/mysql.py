@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import random
 import re
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import attrs
 import pymysql
@@ -17,13 +19,22 @@ from pymysql.connections import Connection
 from pymysql.constants import CLIENT
 
 from djmw._clock import Clock, utc_now
-from djmw.backends._sql import ORDER, ReserveRequest, checked_table, handler_marker, names_like
+from djmw.backends._sql import (
+    ORDER,
+    NewJob,
+    ReserveRequest,
+    checked_table,
+    handler_marker,
+    names_like,
+)
 from djmw.backends._workers import check_registry_columns, registry_table_for
-from djmw.backends.base import SqlBackend, check_columns, lost_lock
+from djmw.backends.base import Finish, SqlBackend, check_columns, locked, lost_lock
 from djmw.backends.url import DatabaseUrl
 from djmw.errors import BackendError, ConfigurationError
 from djmw.job import Job
 from djmw.outcome import Outcome
+
+T = TypeVar("T")
 
 logger = logging.getLogger("djmw.backend")
 
@@ -106,12 +117,16 @@ _JSON_ROW = (
     "created_at, updated_at)"
 )
 
-# Statement positions in the multi-statement transactions: SET, START TRANSACTION, then
-# (the finishing write,) SELECT ... INTO, UPDATE, SELECT <the claimed row>, COMMIT.
-_FINISH = 2
+# Statement positions in the multi-statement transactions: START TRANSACTION, then (the
+# finishing write,) SET @djmw_id = (SELECT ...), UPDATE, SELECT <the claimed row>, COMMIT.
+_FINISH = 1
 _CLAIMED_ROW = -2
 
 ReserveSql = Literal["auto", "skip_locked", "update_limit"]
+
+
+def _counts(results: list[tuple[int, Any]]) -> list[int]:
+    return [count for count, _ in results]
 
 
 def _code(exc: BaseException) -> int | None:
@@ -144,6 +159,14 @@ def supports_skip_locked(version: str) -> bool:
     if "mariadb" in version.lower():
         return (major, minor) >= (10, 6)
     return (major, minor, patch) >= (8, 0, 1)
+
+
+def supports_insert_returning(version: str) -> bool:
+    """True for MariaDB >= 10.5, which has ``INSERT ... RETURNING`` (MySQL has none)."""
+    numbers = re.match(r"(\d+)\.(\d+)", version)
+    if numbers is None or "mariadb" not in version.lower():
+        return False
+    return (int(numbers.group(1)), int(numbers.group(2))) >= (10, 5)
 
 
 class MysqlBackend(SqlBackend):
@@ -199,6 +222,8 @@ class MysqlBackend(SqlBackend):
         #: True when the table has the job-name key and its index (found by check_schema).
         self.name_key = False
         self.server_version = ""
+        self._returning = False
+        self._consecutive_ids: bool | None = None
         self._connect()
 
     # -- connection -------------------------------------------------------------------
@@ -226,6 +251,7 @@ class MysqlBackend(SqlBackend):
         self._skip_locked = self.reserve_sql == "skip_locked" or (
             self.reserve_sql == "auto" and supports_skip_locked(version)
         )
+        self._returning = supports_insert_returning(version)
         return conn
 
     def _connect(self) -> Connection[Any]:
@@ -307,12 +333,30 @@ class MysqlBackend(SqlBackend):
             cursor.execute(sql, tuple(params))
             return int(cursor.lastrowid)
 
-    def _write(self, action: Callable[[], int]) -> int:
+    def _write(self, action: Callable[[], T]) -> T:
+        # The first try runs bare: building the tenacity machinery for every write would
+        # cost a fifth of a prefetching worker's CPU, and nearly every write lands at once.
+        try:
+            return action()
+        except (pymysql.err.MySQLError, BackendError) as exc:
+            # A BackendError here is a failed reconnect: transient when its cause is.
+            if not is_transient(exc):
+                if isinstance(exc, BackendError):
+                    raise
+                msg = f"MySQL write failed: {exc}"
+                raise BackendError(msg) from exc
+            self._retrying_write(exc, 1)
+        return self._retry_write(action)
+
+    def _retrying_write(self, exc: BaseException | None, tries: int) -> None:
+        if _code(exc) in _LOCK_ERRORS if exc else False:
+            self.stats["deadlocks_retried"] += 1
+        logger.warning("Retrying a write after %s (try %d)", exc, tries)
+
+    def _retry_write(self, action: Callable[[], T]) -> T:
         def before_sleep(state: tenacity.RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
-            if _code(exc) in _LOCK_ERRORS if exc else False:
-                self.stats["deadlocks_retried"] += 1
-            logger.warning("Retrying a write after %s (try %d)", exc, state.attempt_number)
+            self._retrying_write(exc, state.attempt_number + 1)
 
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_delay(self.write_retry_seconds),
@@ -321,6 +365,7 @@ class MysqlBackend(SqlBackend):
             before_sleep=before_sleep,
             reraise=True,
         )
+        time.sleep(0.05 + random.uniform(0, 0.05))  # noqa: S311 - jitter, not secrecy
         try:
             return retrying(action)
         except pymysql.err.MySQLError as exc:
@@ -361,7 +406,11 @@ class MysqlBackend(SqlBackend):
             where, params = self.where(attrs.evolve(request, names=None))
         else:
             where, params = self.where(request)
-            find = f"SELECT id INTO @djmw_id FROM {t} WHERE {where} {ORDER} LIMIT 1 FOR UPDATE SKIP LOCKED"
+            # SET, unlike SELECT ... INTO, assigns NULL when no row is found.
+            find = (
+                f"SET @djmw_id = (SELECT id FROM {t} WHERE {where} {ORDER} LIMIT 1 "
+                "FOR UPDATE SKIP LOCKED)"
+            )
             find_params = params
         sql = (
             f"{find}; "
@@ -397,20 +446,28 @@ class MysqlBackend(SqlBackend):
         likes, like_params = names_like(names, self.mark)
         heads.append(head(f"`{NAME_KEY_COLUMN}` IS NULL AND {likes}"))
         values.extend([*like_params, *params])
+        # A scalar subquery cannot hold these locking heads, and SELECT ... INTO keeps the
+        # variable's old value when no row is found: reset it first.
         find = (
-            f"SELECT id INTO @djmw_id FROM ({' UNION ALL '.join(heads)}) AS heads {ORDER} LIMIT 1"
+            "SET @djmw_id = NULL; SELECT id INTO @djmw_id "
+            f"FROM ({' UNION ALL '.join(heads)}) AS heads {ORDER} LIMIT 1"
         )
         return find, values
 
-    def _multi(self, sql: str, values: tuple[object, ...]) -> list[tuple[int, Any]]:
-        """Run a multi-statement transaction; return (affected rows, first row) per statement."""
+    def _multi(
+        self, sql: str, values: tuple[object, ...], *, all_rows: bool = False
+    ) -> list[tuple[int, Any]]:
+        """Run a multi-statement transaction; return (affected rows, first row) per
+        statement, or (affected rows, every row) with ``all_rows``."""
         conn = self.connection
         results: list[tuple[int, Any]] = []
         try:
             with conn.cursor() as cursor:
                 cursor.execute(sql, values)
                 while True:
-                    row = cursor.fetchone() if cursor.description is not None else None
+                    row: Any = None
+                    if cursor.description is not None:
+                        row = cursor.fetchall() if all_rows else cursor.fetchone()
                     results.append((cursor.rowcount, row))
                     if not cursor.nextset():
                         break
@@ -424,7 +481,7 @@ class MysqlBackend(SqlBackend):
     def _reserve_skip_locked(self, request: ReserveRequest) -> Job | None:
         # One round trip: find, lock and read the row in one short transaction.
         claim, values = self._claim(request)
-        results = self._multi(f"SET @djmw_id = NULL; START TRANSACTION; {claim}COMMIT", values)
+        results = self._multi(f"START TRANSACTION; {claim}COMMIT", values)
         row = results[_CLAIMED_ROW][1]
         return self.to_job(json.loads(row[0]), request.max_run_time) if row else None
 
@@ -439,7 +496,7 @@ class MysqlBackend(SqlBackend):
             return super().finish_and_reserve(job, outcome, request)
         finish, finish_values = self.outcome_sql(job, outcome)
         claim, values = self._claim(request)
-        sql = f"SET @djmw_id = NULL; START TRANSACTION; {finish}; {claim}COMMIT"
+        sql = f"START TRANSACTION; {finish}; {claim}COMMIT"
         try:
             results = self._multi(sql, (*finish_values, *values))
         except Exception as exc:  # rolled back: nothing of it happened
@@ -451,16 +508,159 @@ class MysqlBackend(SqlBackend):
         row = results[_CLAIMED_ROW][1]
         return self.to_job(json.loads(row[0]), request.max_run_time) if row else None
 
+    # -- batch claims (prefetch) ---------------------------------------------------------
+    def reserve_many(
+        self, request: ReserveRequest, limit: int, *, finish: Finish | None = None
+    ) -> list[Job]:
+        """Claim up to ``limit`` jobs in one transaction of two round trips.
+
+        First ``START TRANSACTION``, ``finish``'s write, and ``SELECT <rows> ... ORDER BY
+        priority, run_at LIMIT <limit> FOR UPDATE SKIP LOCKED``; then one ``UPDATE ...
+        WHERE id IN (<those ids>) AND <predicate>`` that sets locked_by and locked_at on
+        each, and ``COMMIT``. If the transaction fails it rolls back whole; ``finish`` is
+        then written on its own (OutcomeNotRecorded if even that fails) and the claim is
+        tried once more. Servers without SKIP LOCKED claim the rows one by one.
+        """
+        if not self._skip_locked:
+            return super().reserve_many(request, limit, finish=finish)
+        try:
+            return self._claim_many(request, limit, finish)
+        except pymysql.err.MySQLError as exc:
+            if _code(exc) in _CONNECTION_ERRORS:
+                self._lost()
+            if finish is None:
+                msg = f"reserve failed: {exc.args[-1] if exc.args else exc}"
+                raise BackendError(msg) from exc
+        self._finish(finish)
+        return self.reserve_many(request, limit)
+
+    def _claim_many(self, request: ReserveRequest, limit: int, finish: Finish | None) -> list[Job]:
+        where, params = self.where(request)
+        t, name = self._t, request.worker_name
+        select = (
+            f"SELECT {_JSON_ROW} FROM {t} WHERE {where} {ORDER} LIMIT {int(limit)} "
+            "FOR UPDATE SKIP LOCKED"
+        )
+        sql, values = f"START TRANSACTION; {select}", tuple(params)
+        if finish is not None:
+            finish_sql, finish_values = self.outcome_sql(*finish)
+            sql = f"START TRANSACTION; {finish_sql}; {select}"
+            values = (*finish_values, *values)
+        results = self._multi(sql, values, all_rows=True)
+        if finish is not None and results[1][0] < 1:
+            lost_lock(finish[0])
+        rows = [json.loads(row[0]) for row in results[-1][1]]
+        if not rows:
+            self._multi("COMMIT", ())
+            return []
+        ids = [int(row[0]) for row in rows]
+        stamp = self._stamp(request.now)
+        marks = ", ".join(["%s"] * len(ids))
+        update = (
+            f"UPDATE {t} SET locked_at = %s, locked_by = %s WHERE id IN ({marks}) AND {where}; "
+            "COMMIT"
+        )
+        updated = self._multi(update, (stamp, name, *ids, *params))[0][0]
+        if updated != len(ids):  # pragma: no cover - the rows were locked FOR UPDATE
+            held = self._query(
+                f"SELECT id FROM {t} WHERE id IN ({marks}) AND locked_by = %s AND locked_at = %s",
+                [*ids, name, stamp],
+            )
+            mine = {int(row[0]) for row in held}
+            rows = [row for row in rows if int(row[0]) in mine]
+        locked_at = stamp if isinstance(stamp, datetime) else request.now
+        return [locked(self.to_job(row, request.max_run_time), name, locked_at) for row in rows]
+
+    def start_next(self, job: Job, *, finish: Finish | None = None) -> Job | None:
+        """Write ``finish`` and refresh ``job``'s locked_at in one round trip.
+
+        Whole-second columns make most refreshes no-ops (the job starts in the second
+        it was claimed): then only ``finish`` is written. Otherwise both statements run
+        in one short transaction, retried on deadlocks and lost connections.
+        """
+        now = self.clock()
+        touch = self.touch_sql(job, now)
+        if finish is None or touch is None or not self._skip_locked:
+            return super().start_next(job, finish=finish)
+        finish_sql, finish_values = self.outcome_sql(*finish)
+        touch_sql, touch_values = touch
+        sql = f"START TRANSACTION; {finish_sql}; {touch_sql}; COMMIT"
+        values = (*finish_values, *touch_values)
+        try:
+            results = self._write(lambda: self._multi_counts(sql, values))
+        except BackendError:  # e.g. a last_error the column's charset rejects
+            return super().start_next(job, finish=finish)
+        if results[1] < 1:
+            lost_lock(finish[0])
+        return self._started(job, now) if results[2] > 0 else None
+
+    def _multi_counts(self, sql: str, values: tuple[object, ...]) -> list[int]:
+        try:
+            return _counts(self._multi(sql, values))
+        except pymysql.err.MySQLError as exc:
+            if _code(exc) in _CONNECTION_ERRORS:
+                self._lost()  # the retry reconnects
+            raise
+
+    # -- bulk enqueue ---------------------------------------------------------------------
+    def enqueue_many(self, rows: Sequence[NewJob]) -> list[int]:
+        """Insert ``rows`` with one INSERT; return their ids.
+
+        MariaDB >= 10.5 returns the ids (``INSERT ... RETURNING id``). Other servers
+        number the rows of one INSERT consecutively from ``LAST_INSERT_ID()`` when
+        ``innodb_autoinc_lock_mode`` is 0 or 1 (MariaDB's default); with 2 (MySQL 8's
+        default) the ids of one statement may interleave with other inserts, so the rows
+        are inserted one by one in a single transaction instead.
+        """
+        if not rows:
+            return []
+        sql, params = self.insert_sql(rows)
+        try:
+            if self._returning:
+                return [int(row[0]) for row in self._query(f"{sql} RETURNING id", params)]
+            if self._consecutive_ids is None:
+                mode = self._query("SELECT @@innodb_autoinc_lock_mode")[0][0]
+                self._consecutive_ids = int(mode) < 2
+            if self._consecutive_ids:
+                with self.connection.cursor() as cursor:
+                    cursor.execute(sql, tuple(params))
+                    first = int(cursor.lastrowid)
+                return list(range(first, first + len(rows)))
+            return self._insert_one_by_one(rows)
+        except pymysql.err.MySQLError as exc:
+            if _code(exc) in _CONNECTION_ERRORS:
+                self._lost()
+            msg = f"enqueue failed: {exc.args[-1] if exc.args else exc}"
+            raise BackendError(msg) from exc
+
+    def _insert_one_by_one(self, rows: Sequence[NewJob]) -> list[int]:
+        conn = self.connection
+        ids = []
+        conn.begin()
+        try:
+            for row in rows:
+                sql, params = self.insert_sql([row])
+                ids.append(self._insert(sql, params))
+            conn.commit()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                conn.rollback()
+            raise
+        return ids
+
     def _reserve_update_limit(self, request: ReserveRequest) -> Job | None:
         where, params = self.where(request)
         stamp = self._stamp(request.now)
         sql = f"UPDATE {self._t} SET locked_at = %s, locked_by = %s WHERE {where} {ORDER} LIMIT 1"
         if self._execute(sql, [stamp, request.worker_name, *params]) == 0:
             return None
+        # Rows the request excludes may hold the same stamp (a batch claimed row by row).
+        excluded = sorted(request.exclude_ids)
+        skip = f"AND id NOT IN ({', '.join(['%s'] * len(excluded))}) " if excluded else ""
         rows = self._query(
             f"SELECT {self.select_columns} FROM {self._t} WHERE locked_at = %s "
-            "AND locked_by = %s AND failed_at IS NULL ORDER BY id ASC LIMIT 1",
-            [stamp, request.worker_name],
+            f"AND locked_by = %s AND failed_at IS NULL {skip}ORDER BY id ASC LIMIT 1",
+            [stamp, request.worker_name, *excluded],
         )
         return self.to_job(rows[0], request.max_run_time) if rows else None
 

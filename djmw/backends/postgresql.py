@@ -13,19 +13,21 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import psycopg
 import tenacity
 
 from djmw._clock import Clock, utc_now
-from djmw.backends._sql import ORDER, ReserveRequest, checked_table
+from djmw.backends._sql import ORDER, NewJob, ReserveRequest, checked_table
 from djmw.backends._workers import REGISTRY_COLUMNS, check_registry_columns, registry_table_for
-from djmw.backends.base import SqlBackend, check_columns, lost_lock
+from djmw.backends.base import Finish, SqlBackend, check_columns, locked, lost_lock
 from djmw.backends.url import DatabaseUrl
 from djmw.errors import BackendError, ConfigurationError
 from djmw.job import Job
 from djmw.outcome import Outcome
+
+T = TypeVar("T")
 
 logger = logging.getLogger("djmw.backend")
 
@@ -291,7 +293,7 @@ class PostgresqlBackend(SqlBackend):
         rows = self._query(f"{sql} RETURNING id", params)
         return int(rows[0][0])
 
-    def _write(self, action: Callable[[], int]) -> int:
+    def _write(self, action: Callable[[], T]) -> T:
         def before_sleep(state: tenacity.RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
             if isinstance(exc, psycopg.Error) and exc.sqlstate in _LOCK_STATES:
@@ -393,6 +395,54 @@ class PostgresqlBackend(SqlBackend):
         if count < 1:
             lost_lock(job)
         return self.to_job(row, request.max_run_time) if row[0] is not None else None
+
+    # -- batch claims and bulk enqueue ---------------------------------------------------
+    def reserve_many(
+        self, request: ReserveRequest, limit: int, *, finish: Finish | None = None
+    ) -> list[Job]:
+        """Write ``finish``, then claim up to ``limit`` jobs in one statement: ``UPDATE ...
+        WHERE id IN (SELECT id ... LIMIT <limit> FOR UPDATE SKIP LOCKED) AND <predicate>
+        RETURNING <row>``, returned in reserve order."""
+        if finish is not None:
+            self._finish(finish)
+        where, params = self.where(request)
+        t = self._t
+        sql = (
+            f"UPDATE {t} SET locked_at = %s, locked_by = %s WHERE id IN (SELECT id FROM {t} "
+            f"WHERE {where} {ORDER} LIMIT {int(limit)} FOR UPDATE {self._skip_locked}) "
+            f"AND {where} RETURNING {self.select_columns}"
+        )
+        values = [self._stamp(request.now), request.worker_name, *params, *params]
+        try:
+            rows = self._query(sql, values)
+        except psycopg.Error as exc:
+            msg = f"reserve failed: {self._redact(str(exc).strip())}"
+            raise BackendError(msg) from exc
+        jobs = [self.to_job(row, request.max_run_time) for row in rows]
+        # RETURNING has no order; NULL priorities and run_ats sort last, as in ORDER BY.
+        jobs.sort(
+            key=lambda job: (
+                job.priority is None,
+                job.priority or 0,
+                job.run_at is None,
+                job.run_at or datetime.min,
+                job.id,
+            )
+        )
+        return [locked(job, request.worker_name, job.locked_at or request.now) for job in jobs]
+
+    def enqueue_many(self, rows: Sequence[NewJob]) -> list[int]:
+        """Insert ``rows`` with one ``INSERT ... RETURNING id``; return their ids in order."""
+        if not rows:
+            return []
+        sql, params = self.insert_sql(rows)
+        try:
+            # One statement draws the ids in VALUES order; RETURNING's own order is not
+            # promised, the ids' is.
+            return sorted(int(row[0]) for row in self._query(f"{sql} RETURNING id", params))
+        except psycopg.Error as exc:
+            msg = f"enqueue failed: {self._redact(str(exc).strip())}"
+            raise BackendError(msg) from exc
 
     # -- waiting ----------------------------------------------------------------------
     def wait_for_jobs(self, timeout: float, stop: threading.Event) -> bool:

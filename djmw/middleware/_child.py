@@ -324,6 +324,11 @@ def run_in_child(
     """
     read_fd, write_fd = os.pipe()
     deadline = None if limit is None else time.monotonic() + limit
+    # Lines buffered in the parent (djmw's LineHandler flushes in the background) would
+    # be inherited by the child and written twice.
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child, which never reports coverage
         _child_main(call_next, job, read_fd, write_fd)

@@ -37,3 +37,15 @@ def test_a_new_earlier_deadline_wakes_the_thread() -> None:
     watchdog.schedule(0.05, fired.set)
     assert fired.wait(5)
     assert time.monotonic() - started < 2
+
+
+def test_a_deadline_per_job_does_not_wake_the_thread_per_job() -> None:
+    """Scheduling and cancelling one long deadline per job, as EnforceTimeout does, leaves
+    the thread asleep: only a deadline earlier than the one it sleeps until wakes it."""
+    watchdog = Watchdog()
+    watchdog.schedule(4 * 3600, lambda: None).cancel()
+    time.sleep(0.1)  # let the thread start and go to sleep
+    before = watchdog.wakeups
+    for _ in range(2_000):
+        watchdog.schedule(4 * 3600, lambda: None).cancel()
+    assert watchdog.wakeups - before < 20
