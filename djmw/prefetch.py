@@ -18,6 +18,7 @@ it, or on another worker.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -26,6 +27,19 @@ from djmw.backends import Backend, ReserveRequest
 from djmw.backends.base import Finish
 from djmw.job import Job
 from djmw.logs import job_prefix
+
+
+def in_run_order(jobs: list[Job]) -> list[Job]:
+    """Order a claimed batch (in reserve order) by id within equal (priority, run_at).
+
+    Reserve order leaves such ties to the database; fixing them by id makes the run order
+    the one ``Backend.locked_jobs`` reports, so that after a crash the rescue knows which
+    of the rows the worker had started (``djmw.rescue.running_and_waiting``).
+    """
+    ordered: list[Job] = []
+    for _, tied in itertools.groupby(jobs, key=lambda job: (job.priority, job.run_at)):
+        ordered.extend(sorted(tied, key=lambda job: job.id))
+    return ordered
 
 
 class Prefetch:
@@ -68,7 +82,7 @@ class Prefetch:
                 "or it was changed)",
                 job_prefix(job),
             )
-        jobs = db.reserve_many(request(), self.size, finish=finish)
+        jobs = in_run_order(db.reserve_many(request(), self.size, finish=finish))
         if not jobs:
             return None
         self.queue.extend(jobs[1:])

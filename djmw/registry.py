@@ -42,7 +42,7 @@ from djmw.backends._sql import checked_table
 from djmw.errors import ConfigurationError, DjmwError
 from djmw.job import Job
 from djmw.logs import worker_prefix
-from djmw.rescue import CrashAccounting
+from djmw.rescue import CrashAccounting, running_and_waiting
 from djmw.validation import positive_number
 
 #: How long ``stop`` waits for a beat that is still writing.
@@ -227,13 +227,21 @@ class WorkerRegistry:
 
     def _rescue(self, backend: Backend, dead: WorkerRecord, before: datetime, now: datetime) -> int:
         table, count = self.settings.table, 0
-        for job in backend.locked_jobs(dead.name):
-            taken = backend.take_over(table, job, self.name, before)
-            if taken is None:  # another worker was faster, or the lock is too recent yet
-                continue
-            seen = max(dead.heartbeat_at, job.locked_at or dead.heartbeat_at)
-            self.crash.charge(backend, taken, dead.name, min(seen, now))
-            count += 1
+        running, waiting = running_and_waiting(backend.locked_jobs(dead.name))
+        if running is not None:
+            taken = backend.take_over(table, running, self.name, before)
+            # None: another worker was faster, or the lock is too recent yet.
+            if taken is not None:
+                seen = max(dead.heartbeat_at, running.locked_at or dead.heartbeat_at)
+                self.crash.charge(backend, taken, dead.name, min(seen, now))
+                count += 1
+        given = [
+            taken
+            for job in waiting
+            if (taken := backend.take_over(table, job, self.name, before)) is not None
+        ]
+        self.crash.give_back(backend, given, dead.name)
+        count += len(given)
         if backend.forget_worker(table, dead.name, before):
             self.logger.info(
                 "%s Worker %s (host %s, pid %d) has not beaten since %s: taken for dead, "

@@ -27,7 +27,7 @@ from djmw.backends import Backend
 from djmw.chain import CallNext, Middleware, compose
 from djmw.errors import WorkerDied
 from djmw.job import Job
-from djmw.logs import job_prefix
+from djmw.logs import job_prefix, worker_prefix
 from djmw.middleware import (
     DecodeYAML,
     EnforceTimeout,
@@ -42,6 +42,25 @@ from djmw.outcome import Failed, Outcome, Rescheduled, error_text
 #: Middlewares that concern a running handler only; a crashed attempt runs nothing.
 #: LogOutcome would log RUNNING: the rescue logs its own lines.
 SKIPPED = (EnforceTimeout, Heartbeat, OnlyRegistered, LogOutcome)
+
+
+def running_and_waiting(held: Sequence[Job]) -> tuple[Job | None, list[Job]]:
+    """Split the rows a dead worker held into the one it was running and the rest.
+
+    ``held`` is in reserve order (``Backend.locked_jobs``). A worker holds one row, or,
+    with ``prefetch=K``, up to K claimed together: the running one had its locked_at
+    refreshed when it started, the waiting ones keep the claim's. So the running row is
+    the first of those with the latest locked_at (on whole-second columns a row started
+    in the claim's second ties with the rows behind it, and runs first of them). The
+    rest never started: they are given back, attempts unchanged. Limits: a row whose
+    outcome could not be written stays locked too; it is given back like a waiting one
+    (it runs again, as after delayed_job's lock expiry).
+    """
+    if not held:
+        return None, []
+    latest = max(job.locked_at or datetime.min for job in held)
+    running = next(job for job in held if (job.locked_at or datetime.min) == latest)
+    return running, [job for job in held if job is not running]
 
 
 def failure_path(middlewares: Sequence[Middleware]) -> list[Middleware]:
@@ -175,16 +194,32 @@ class CrashAccounting:
         return outcome
 
     def recover_own(self, backend: Backend, last_seen: datetime | None) -> int:
-        """Charge the rows this worker's name still holds at start; return how many.
+        """Charge the row this worker's name was running at start; return how many (0 or 1).
 
-        They were left by an earlier incarnation of this worker that died: the name is
+        The rows were left by an earlier incarnation of this worker that died: the name is
         unique among live workers. ``last_seen`` is that incarnation's last heartbeat,
-        when the registry knows it.
+        when the registry knows it. Rows it had claimed ahead and not started
+        (``running_and_waiting``) are unlocked with attempts unchanged.
         """
-        jobs = backend.locked_jobs(self.name)
+        running, waiting = running_and_waiting(backend.locked_jobs(self.name))
+        self.give_back(backend, waiting, self.name)
+        if running is None:
+            return 0
+        seen = [t for t in (last_seen, running.locked_at) if t is not None]
         now = backend.clock()
-        for job in jobs:
-            seen = [t for t in (last_seen, job.locked_at) if t is not None]
-            died_at = min(max(seen), now) if seen else now
-            self.charge(backend, job, self.name, died_at)
-        return len(jobs)
+        died_at = min(max(seen), now) if seen else now
+        self.charge(backend, running, self.name, died_at)
+        return 1
+
+    def give_back(self, backend: Backend, waiting: Sequence[Job], dead: str) -> None:
+        """Unlock rows ``dead`` claimed ahead and never started, attempts unchanged."""
+        for job in waiting:
+            backend.unlock(job)
+        if waiting:
+            self.logger.info(
+                "%s Gave back %d jobs that worker %s had claimed ahead and not started, "
+                "attempts unchanged",
+                worker_prefix(self.name),
+                len(waiting),
+                dead,
+            )

@@ -392,10 +392,11 @@ class InMemoryBackend:
         return sorted(dead, key=lambda w: w.heartbeat_at)
 
     def locked_jobs(self, worker_name: str) -> list[Job]:
-        """Return the unfailed rows locked by ``worker_name``, ordered by id."""
-        return [
+        """Return the unfailed rows locked by ``worker_name`` in reserve order, then id."""
+        held = [
             job for job in self.jobs() if job.locked_by == worker_name and job.failed_at is None
         ]
+        return sorted(held, key=lambda j: (j.priority or 0, j.run_at or datetime.min, j.id))
 
     def take_over(self, table: str, job: Job, rescuer: str, before: datetime) -> Job | None:
         """Move ``job``'s lock to ``rescuer`` under the SQL backends' conditions."""

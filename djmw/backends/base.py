@@ -14,6 +14,7 @@ import attrs
 from djmw._clock import Clock, utc_now
 from djmw.backends._sql import (
     COLUMNS,
+    ORDER,
     NewJob,
     ReserveRequest,
     checked_table,
@@ -190,7 +191,8 @@ class Backend(Protocol):
         ...
 
     def locked_jobs(self, worker_name: str) -> list[Job]:
-        """Return the unfailed rows locked by ``worker_name``, ordered by id."""
+        """Return the unfailed rows locked by ``worker_name`` in reserve order (priority,
+        run_at, then id): the order a batch claim of that worker runs them in."""
         ...
 
     def take_over(self, table: str, job: Job, rescuer: str, before: datetime) -> Job | None:
@@ -732,10 +734,10 @@ class SqlBackend(abc.ABC):
         return self._select_workers(table, where, [self._compare(before)])
 
     def locked_jobs(self, worker_name: str) -> list[Job]:
-        """Return the unfailed rows locked by ``worker_name``, ordered by id."""
+        """Return the unfailed rows locked by ``worker_name`` in reserve order, then id."""
         sql = (
             f"SELECT {self.select_columns} FROM {self._t} "
-            f"WHERE locked_by = {self.mark} AND failed_at IS NULL ORDER BY id"
+            f"WHERE locked_by = {self.mark} AND failed_at IS NULL {ORDER}, id"
         )
         return [self.to_job(row) for row in self._read(sql, [worker_name])]
 

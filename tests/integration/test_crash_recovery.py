@@ -211,3 +211,41 @@ def test_a_paused_worker_past_the_timeout_loses_its_job(
     assert row.last_error == "worker a died while running this job"
     assert [(attempt, worker) for _, attempt, _, worker in job_log(db_url)] == [(0, "a")]
     print(f"\nSIGSTOP: the paused worker's job was rescued {rescued:.1f} s after the pause")
+
+
+@pytest.mark.parametrize("rescuer", ["w1", "w2"], ids=["same-name", "new-name"])
+def test_a_batch_claim_crash_charges_only_the_running_job(
+    db_url: str, db: SqlBackend, tmp_path: Path, rescuer: str
+) -> None:
+    """kill -9 a `--prefetch 5` worker while it runs the second of five rows it claimed
+    together: the rescuer (the same name restarting, or another worker through the
+    registry) charges the running row only (attempts 1, WorkerDied); the three rows it had
+    claimed ahead and not started are given back with attempts unchanged, and all run."""
+    ids = [db.enqueue(handler) for handler in (NOOP, SLEEP_30, NOOP, NOOP, NOOP)]
+    registry = ("--heartbeat-interval", "1", "--dead-worker-timeout", "6")
+    log = tmp_path / "w.log"
+    first = djmw(db_url, log, "--name", "w1", "--prefetch", "5", *registry)
+    wait_for(lambda: len(job_log(db_url)) == 2, 30, "the second job to start")
+    first.kill()
+    first.wait()
+    held = [job.id for job in db.locked_jobs("w1")]
+    assert held == ids[1:]  # the running row and the three claimed ahead
+    db._execute(f"UPDATE delayed_jobs SET handler = {db.mark} WHERE id = {ids[1]}", [SLEEP_0])
+    again = djmw(db_url, log, "--name", rescuer, *registry)
+    try:
+        wait_for(lambda: db.jobs() == [], 60, "every job to run")
+    finally:
+        assert stop(again) == 0
+    runs = sorted((job_id, attempt) for job_id, attempt, _, _ in job_log(db_url))
+    assert runs == [
+        (ids[0], 0),
+        (ids[1], 0),
+        (ids[1], 1),
+        (ids[2], 0),
+        (ids[3], 0),
+        (ids[4], 0),
+    ]
+    text = log.read_text()
+    assert f"Job SleepJob (id={ids[1]}) FAILED (0 prior attempts) with WorkerDied" in text
+    assert "Gave back 3 jobs that worker w1 had claimed ahead and not started" in text
+    assert text.count("WorkerDied") == 1

@@ -15,7 +15,8 @@ from djmw.chain import CallNext
 from djmw.job import Job
 from djmw.middleware import DecodeYAML, LogOutcome, ScheduleRetry, default_middlewares
 from djmw.outcome import Failed, Outcome, Rescheduled
-from djmw.rescue import CrashAccounting, failure_path
+from djmw.prefetch import in_run_order
+from djmw.rescue import CrashAccounting, failure_path, running_and_waiting
 from djmw.testing import InMemoryBackend, ManualClock
 
 T0 = datetime(2026, 1, 1, 12, 0, 0)
@@ -199,3 +200,53 @@ def test_a_restart_runs_the_charged_job_after_its_backoff() -> None:
     worker.run()
     assert seen == [1]
     assert held not in backend.rows
+
+
+def test_of_a_batch_only_the_started_row_is_the_running_one() -> None:
+    """Rows in reserve order: the running row is the first with the latest locked_at (a
+    row started after the claim's second has a later lock; one started in that second
+    ties with the rows behind it and comes first of them); the rest are waiting."""
+    backend = InMemoryBackend(clock=ManualClock(T0))
+    rows = [locked(backend, backend.enqueue(POISON), "w", T0) for _ in range(3)]
+    started = attrs.evolve(rows[1], locked_at=T0 + timedelta(seconds=2))
+    assert running_and_waiting([rows[0], started, rows[2]]) == (started, [rows[0], rows[2]])
+    assert running_and_waiting(rows) == (rows[0], rows[1:])
+    assert running_and_waiting([]) == (None, [])
+
+
+def test_a_restart_charges_the_running_row_of_a_batch_and_gives_back_the_rest() -> None:
+    """A worker of the same name finds three rows its earlier incarnation claimed
+    together: the one it had started (later locked_at) is charged, the two it had not
+    are unlocked with attempts 0 and run at once."""
+    clock = ManualClock(T0 + timedelta(seconds=3))
+    backend = InMemoryBackend(clock=clock)
+    ids = [locked(backend, backend.enqueue(POISON), "w", T0).id for _ in range(3)]
+    locked(backend, ids[0], "w", T0 + timedelta(seconds=2))
+    ran: list[tuple[int, int]] = []
+    worker = Worker(
+        handlers=Handlers({"PoisonJob": lambda job: ran.append((job.id, job.attempts))}),
+        backend=backend.factory(),
+        clock=clock,
+        name="w",
+        exit_on_complete=True,
+        registry=False,
+    )
+    worker.run()
+    assert ran == [(ids[1], 0), (ids[2], 0)]
+    row = backend.rows[ids[0]]
+    assert (row.attempts, row.locked_by, row.last_error) == (
+        1,
+        None,
+        "worker w died while running this job",
+    )
+
+
+def test_a_claimed_batch_runs_ties_in_id_order() -> None:
+    """in_run_order keeps reserve order and orders rows of equal (priority, run_at) by
+    id, the order locked_jobs reports them in."""
+    backend = InMemoryBackend(clock=ManualClock(T0))
+    later = T0 + timedelta(seconds=1)
+    a, b, c, d = (backend.enqueue(POISON, run_at=at) for at in (T0, T0, later, T0))
+    jobs = {job.id: job for job in backend.jobs()}
+    claimed = [jobs[b], jobs[d], jobs[a], jobs[c]]
+    assert [job.id for job in in_run_order(claimed)] == [a, b, d, c]
