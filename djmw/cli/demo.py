@@ -81,7 +81,8 @@ def is_demo_database(path: str) -> bool:
     """True when ``path`` is an SQLite file an earlier ``djmw demo`` made.
 
     It carries the demo's application_id; or, made by a demo from before that mark, its
-    only table is delayed_jobs and every one of its rows is a demo row. Opened read-only:
+    only tables are delayed_jobs (and the worker registry's delayed_workers) and every
+    row of delayed_jobs is a demo row. Opened read-only:
     a text file, another app's database or a damaged file is False.
     """
     uri = f"file:{quote(os.path.abspath(path))}?mode=ro"
@@ -94,7 +95,7 @@ def is_demo_database(path: str) -> bool:
             tables = {
                 r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
             }
-            if tables - {"sqlite_sequence"} != {"delayed_jobs"}:
+            if tables - {"sqlite_sequence", "delayed_workers"} != {"delayed_jobs"}:
                 return False
             handlers = [r[0] for r in conn.execute("SELECT handler FROM delayed_jobs")]
         finally:
