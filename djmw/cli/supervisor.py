@@ -217,7 +217,9 @@ class Supervisor:
         now = time.monotonic()
         if child.restart_at is not None:
             if self.level:
-                child.restart_at = None  # shutting down: it stays stopped
+                # Shutting down: it stays stopped. Its crash was logged and handled (the
+                # restart was pending), so it does not make a graceful stop a failure.
+                child.restart_at, child.exit_code = None, 0
             elif now >= child.restart_at:
                 self._spawn(child)
             return

@@ -100,7 +100,7 @@ def test_poison_job_fails_after_three_crashes_under_processes(
         wait_for(lambda: all(db.job(j) is None for j in later), 60, "the fleet to run new jobs")
     finally:
         status = stop(fleet)
-    assert status == 0
+    assert status == 0, log.read_text()
     assert sorted(j for j, *_ in job_log(db_url) if j != poison) == sorted(others + later)
     assert db.workers(REGISTRY) == []
     print(f"\npoison job failed after 3 crashes in {waited:.1f} s, attempts {row.attempts}")

@@ -185,6 +185,23 @@ def test_a_killed_child_is_restarted_and_the_fleet_totals_count_every_job(
     assert sorted(job for job, _, _, _ in runs(proc_url)) == ids
 
 
+def test_a_graceful_stop_while_a_child_waits_to_restart_exits_0(
+    proc_url: str, db: SqlBackend, tmp_path: Path
+) -> None:
+    """TERM to the supervisor while a killed child waits out its restart delay: the child
+    stays stopped, the others stop gracefully, and the fleet exits 0 (the crash was
+    logged and handled; only giving up makes the stop a failure)."""
+    log = tmp_path / "work.log"
+    proc = work(proc_url, "--processes", "2", "--sleep-delay", "0.1", log=log)
+    wait_for(lambda: log.read_text().count("Starting job worker") == 2, 60, "the children")
+    victim = children(proc.pid)[0]
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: "restarting it in 1 s" in log.read_text(), 30, "the crash to be seen")
+    proc.send_signal(signal.SIGTERM)
+    assert finish(proc) == 0, log.read_text()
+    assert log.read_text().count("Starting job worker") == 2
+
+
 def _damage(path: str) -> None:
     """Overwrite the root pages of delayed_jobs and its index: 'disk image is malformed'."""
     conn = sqlite3.connect(path)
