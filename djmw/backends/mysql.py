@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import random
@@ -666,12 +667,18 @@ class MysqlBackend(SqlBackend):
 
     # -- leader lock --------------------------------------------------------------------
     def hold_lock(self, name: str) -> bool:
-        """Hold MySQL's named lock ``djmw:<table>:<name>`` (``GET_LOCK``, no wait).
+        """Hold MySQL's named lock ``djmw:<database>.<table>:<name>`` (``GET_LOCK``, no
+        wait).
 
-        The server releases it when this session ends, so a dead holder frees it at once;
-        after a reconnect this connection asks for it again.
+        Named locks are server-wide, so the key names the database: the fleets of two
+        databases on one server each have their own leader. A key longer than MySQL's 64
+        characters is shortened to a digest. The server releases the lock when this
+        session ends, so a dead holder frees it at once; after a reconnect this
+        connection asks for it again.
         """
-        key = f"djmw:{self.table}:{name}"[:64]
+        key = f"djmw:{self.url.database or ''}.{self.table}:{name}"
+        if len(key) > 64:
+            key = "djmw:" + hashlib.sha256(key.encode()).hexdigest()[:59]
         sql = "SELECT IF(IS_USED_LOCK(%s) = CONNECTION_ID(), 1, GET_LOCK(%s, 0))"
         try:
             rows = self._query(sql, [key, key])

@@ -206,6 +206,7 @@ def test_item5_mysql_lock_truncates_and_rereads(
     worker.close()
 
 
+@pytest.mark.serial  # sets the MariaDB server's global time_zone
 def test_item7_times_are_naive_utc_whatever_the_server_zone(
     db_url: str, clock: ManualClock
 ) -> None:

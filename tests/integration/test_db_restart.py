@@ -17,6 +17,9 @@ import pytest
 from djmw.backends.base import SqlBackend
 from tests.integration.test_processes import bulk_insert, djmw, log_rows, proc_db, wait_for
 
+# serial: the tests stop and start the shared database servers.
+pytestmark = pytest.mark.serial
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

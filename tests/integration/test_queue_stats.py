@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from djmw.backends import QueueStats, open_backend
 from djmw.backends.base import SqlBackend
 from djmw.testing import ManualClock
@@ -69,4 +71,24 @@ def test_hold_lock_elects_one_connection_until_it_closes(db_url: str, db: SqlBac
         first.close()
         assert second.hold_lock("queue-monitor") is True
     finally:
+        second.close()
+
+
+def test_the_leader_lock_is_per_database_on_one_mariadb_server(
+    mysql_url: str, request: pytest.FixtureRequest
+) -> None:
+    """MariaDB's named locks are server-wide: the fleets of two databases on one server
+    each elect their own leader (the key names the database)."""
+    other_url = mysql_url.rsplit("/", 1)[0] + "/" + mysql_url.rsplit("/", 1)[1] + "_b"
+    server = open_backend(mysql_url)
+    server._execute(f"CREATE DATABASE `{other_url.rsplit('/', 1)[1]}`")
+    request.addfinalizer(
+        lambda: server._execute(f"DROP DATABASE IF EXISTS `{other_url.rsplit('/', 1)[1]}`")
+    )
+    first, second = open_backend(mysql_url), open_backend(other_url)
+    try:
+        assert first.hold_lock("queue-monitor") is True
+        assert second.hold_lock("queue-monitor") is True
+    finally:
+        first.close()
         second.close()

@@ -30,7 +30,8 @@ import rubyenv
 from djmw import Handlers, Worker
 from djmw.backends import open_backend
 
-pytestmark = [pytest.mark.ruby, pytest.mark.usefixtures("ruby_delayed_job")]
+# serial: the tests set the MariaDB server's global time_zone.
+pytestmark = [pytest.mark.ruby, pytest.mark.serial, pytest.mark.usefixtures("ruby_delayed_job")]
 
 TOKYO = timedelta(hours=9)
 
