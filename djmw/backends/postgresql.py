@@ -338,6 +338,8 @@ class PostgresqlBackend(SqlBackend):
         except psycopg.Error as exc:
             msg = f"reserve failed: {self._redact(str(exc).strip())}"
             raise BackendError(msg) from exc
+        if rows:
+            self._stop_listening()
         return self.to_job(rows[0], request.max_run_time) if rows else None
 
     def finish_and_reserve(self, job: Job, outcome: Outcome, request: ReserveRequest) -> Job | None:
@@ -418,6 +420,8 @@ class PostgresqlBackend(SqlBackend):
         except psycopg.Error as exc:
             msg = f"reserve failed: {self._redact(str(exc).strip())}"
             raise BackendError(msg) from exc
+        if rows:
+            self._stop_listening()
         jobs = [self.to_job(row, request.max_run_time) for row in rows]
         # RETURNING has no order; NULL priorities and run_ats sort last, as in ORDER BY.
         jobs.sort(
@@ -478,14 +482,35 @@ class PostgresqlBackend(SqlBackend):
                     heard.close()
                 if woken:
                     self.stats["wakeups"] += 1
-                    conn.execute(f'UNLISTEN "{self.channel}"')
-                    self._listening = False
+                    self._stop_listening()
                     return True
             except (psycopg.Error, BackendError) as exc:
                 if not isinstance(exc, psycopg.Error) or is_connection_error(exc):
                     self._lost()
                 stop.wait(min(RELISTEN, max(deadline - time.monotonic(), 0)))
         return False
+
+    def _stop_listening(self) -> None:
+        """UNLISTEN if listening, then drop the notifications already received: the
+        reserve that follows sees their rows. Called when the worker wakes, and when a
+        reserve right after starting to listen finds work, so that nothing piles up in
+        memory while it works."""
+        if not self._listening:
+            return
+        self._listening = False
+        try:
+            conn = self.connection
+            conn.execute(f'UNLISTEN "{self.channel}"')
+            pending = conn.notifies(timeout=0)
+            try:
+                for _ in pending:
+                    pass
+            finally:
+                pending.close()
+        except (psycopg.Error, BackendError) as exc:
+            # A new connection listens to nothing; the next statement reconnects.
+            if not isinstance(exc, psycopg.Error) or is_connection_error(exc):
+                self._lost()
 
     def install_notify(self) -> None:
         """Install the trigger that NOTIFYs ``notify_channel(table)`` when a row becomes ready.

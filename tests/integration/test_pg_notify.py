@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from djmw import Handlers, Job, Worker
-from djmw.backends import open_backend
+from djmw.backends import ReserveRequest, open_backend
 from djmw.backends.postgresql import PostgresqlBackend
 
 pytestmark = pytest.mark.postgresql
@@ -240,3 +240,27 @@ def test_wait_for_jobs_returns_true_only_when_notified(pg_url: str, db: Postgres
     assert db.wait_for_jobs(30, stop) is True
     stop.set()
     assert db.wait_for_jobs(30, stop) is False
+
+
+@pytest.mark.parametrize("prefetch", [1, 3])
+def test_a_claim_right_after_starting_to_listen_stops_listening(
+    pg_url: str, db: PostgresqlBackend, prefetch: int
+) -> None:
+    """A worker that starts listening reserves once at once; when that claim finds work
+    it UNLISTENs, so the inserts made while it works queue no notifications on its
+    connection: the next idle wait starts listening afresh and then times out."""
+    stop = threading.Event()
+    assert db.wait_for_jobs(0.2, stop) is True  # now listening
+    other = open_backend(pg_url)
+    other.enqueue(OK)
+    request = ReserveRequest(worker_name="w", now=db.clock(), max_run_time=3600)
+    if prefetch == 1:
+        assert db.reserve(request) is not None
+    else:
+        assert len(db.reserve_many(request, prefetch)) == 1
+    for _ in range(5):
+        other.enqueue(OK, run_at=db.clock() + timedelta(hours=1))
+    other.close()
+    assert db.wait_for_jobs(0.2, stop) is True  # listening again: reserve once
+    assert db.wait_for_jobs(0.5, stop) is False  # nothing stale wakes it
+    assert db.stats["wakeups"] == 0

@@ -6,7 +6,7 @@ handler runs to its own end, 2.5 s here, and only then does the attempt fail):
     handler                          interrupt   cooperative   process
     pure-Python busy loop            stops       -             stops
     time.sleep (a C call)            -           -             stops
-    sum(range(n)) (C, holds the GIL) -           -             stops
+    C call holding the GIL           -           -             stops
     threading.Lock deadlock          -           -             stops
 
 Every mode fails the attempt with the same retryable JobTimeout and sets ``timed_out`` at
@@ -53,17 +53,9 @@ MESSAGE = r"^execution expired \(Delayed::Worker\.max_run_time is only 1 second\
 Handler = Callable[[Job], Outcome]
 
 
-def _sum_terms_per_second() -> float:
-    # Measured at each use, best of three samples: the speed varies with the machine's
-    # load and rises over the first fraction of a second, and an underestimate would
-    # make the loop end before the limit it is meant to outlast.
-    terms = 5_000_000
-    best = float("inf")
-    for _ in range(3):
-        started = time.perf_counter()
-        sum(range(terms))
-        best = min(best, time.perf_counter() - started)
-    return terms / best
+#: libc through ctypes.PyDLL, which keeps the GIL held during a call, as a C extension's
+#: long loop does; unlike a calibrated CPU loop its length does not depend on the load.
+_LIBC_HOLDING_THE_GIL = ctypes.PyDLL(None)
 
 
 def python_loop(seconds: float) -> Handler:
@@ -89,15 +81,12 @@ def c_sleep(seconds: float) -> Handler:
 
 
 def c_loop(seconds: float) -> Handler:
-    """One C loop that holds the GIL: builtin sum over a range (never back in bytecode).
-
-    Sized for 1.5 x ``seconds`` at the measured speed, so that it outlasts RAN_PAST even
-    when the machine runs faster than it measured.
-    """
-    terms = int(_sum_terms_per_second() * seconds * 1.5)
+    """One C call that holds the GIL for ``seconds`` (never back in bytecode): libc's
+    usleep through ctypes.PyDLL."""
+    micros = int(seconds * 1_000_000)
 
     def handler(job: Job) -> Outcome:
-        sum(range(terms))
+        _LIBC_HOLDING_THE_GIL.usleep(micros)
         return Succeeded("finished")
 
     return handler
@@ -171,7 +160,8 @@ def test_which_mode_stops_which_handler(mode: TimeoutMode, kind: str) -> None:
 
 
 def test_c_loop_really_holds_the_gil() -> None:
-    """While sum(range(n)) runs, no other Python thread runs; during time.sleep they do."""
+    """While the C call holding the GIL runs, no other Python thread runs; during
+    time.sleep they do."""
     ticks = [0]
     stop = threading.Event()
 
