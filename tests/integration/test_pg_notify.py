@@ -89,6 +89,12 @@ def idle_worker(pg_url: str, ran: list[int], **options: object) -> Worker:
     )
     worker.start()
     wait_until(lambda: worker.status == "sleeping", "the worker to go idle")
+    loop = worker._loop
+    assert loop is not None
+    backend = loop.backend
+    if isinstance(backend, PostgresqlBackend) and backend.listen:
+        # "sleeping" comes just before the LISTEN: a notification sent before it is lost.
+        wait_until(lambda: backend._listening, "the worker to listen")
     return worker
 
 
@@ -155,7 +161,9 @@ def test_without_the_trigger_workers_poll(pg_url: str, db: PostgresqlBackend) ->
     ran: list[int] = []
     worker = idle_worker(pg_url, ran, sleep_delay=1.5)
     try:
-        job_id = db.enqueue(OK)
+        # Due already: a row due just after the worker's last look would count as the
+        # next run_at it knows of, and end its sleep early by design.
+        job_id = db.enqueue(OK, run_at=db.clock() - timedelta(seconds=10))
         time.sleep(0.5)
         assert ran == []  # still asleep: nothing woke it
         wait_until(lambda: job_id in ran, "the polling worker to run the job")
