@@ -108,6 +108,15 @@ def time_claims(
     return {strategy: statistics.median(values) for strategy, values in taken.items()}
 
 
+def explainable(find: str) -> str:
+    """The SELECT inside a find statement: ``SET @djmw_id = (SELECT ...)`` (the plain and
+    text claims) or ``SET @djmw_id = NULL; SELECT id INTO @djmw_id ...`` (the index)."""
+    find = find.removeprefix("SET @djmw_id = NULL; ")
+    if find.startswith("SET @djmw_id = ("):
+        return find.removeprefix("SET @djmw_id = (").removesuffix(")")
+    return find.replace(" INTO @djmw_id", "", 1)
+
+
 def show_sql(backend: MysqlBackend, names: tuple[str, ...] | None) -> None:
     claim, values = backend._claim(request(backend, names))
     find = claim.split("; UPDATE", 1)[0]
@@ -116,7 +125,7 @@ def show_sql(backend: MysqlBackend, names: tuple[str, ...] | None) -> None:
         count = find.count("%s")
         text = cursor.mogrify(find, values[:count])
         print(f"    {text}")
-        cursor.execute("EXPLAIN " + text.replace(" INTO @djmw_id", "", 1))
+        cursor.execute("EXPLAIN " + explainable(text))
         for row in cursor.fetchall():
             print(
                 f"    EXPLAIN: table={row[2]} type={row[3]} key={row[5]} rows={row[8]} extra={row[9]}"
