@@ -27,7 +27,7 @@ from djmw.backends import (
     truncate_utf8,
 )
 from djmw.backends._sql import NewJob
-from djmw.backends.base import Finish
+from djmw.backends.base import Finish, reserve_one_by_one
 from djmw.chain import CallNext
 from djmw.errors import BackendError, OutcomeNotRecorded
 from djmw.job import Job
@@ -229,15 +229,7 @@ class InMemoryBackend:
         """Write ``finish``, then lock and return up to ``limit`` jobs in reserve order."""
         if finish is not None:
             self._finish(finish)
-        jobs: list[Job] = []
-        while len(jobs) < limit:
-            # A row this worker locked is eligible again (locked_by = name): skip it.
-            taken = frozenset(job.id for job in jobs)
-            job = self.reserve(attrs.evolve(request, exclude_ids=request.exclude_ids | taken))
-            if job is None:
-                break
-            jobs.append(job)
-        return jobs
+        return reserve_one_by_one(self.reserve, request, limit)
 
     def start_next(self, job: Job, *, finish: Finish | None = None) -> Job | None:
         """Write ``finish``, then refresh ``job``'s locked_at; None if it is not ours."""

@@ -209,6 +209,22 @@ class Backend(Protocol):
         ...
 
 
+def reserve_one_by_one(
+    reserve: Callable[[ReserveRequest], Job | None], request: ReserveRequest, limit: int
+) -> list[Job]:
+    """Claim up to ``limit`` jobs with repeated single claims, in reserve order: the batch
+    claim of a backend that cannot take several rows in one statement."""
+    jobs: list[Job] = []
+    while len(jobs) < limit:
+        # A row this worker locked is eligible again (locked_by = name): skip it.
+        taken = frozenset(job.id for job in jobs)
+        job = reserve(attrs.evolve(request, exclude_ids=request.exclude_ids | taken))
+        if job is None:
+            break
+        jobs.append(job)
+    return jobs
+
+
 @attrs.frozen(kw_only=True)
 class QueueStats:
     """The rows of one (queue, priority) pair, as the queue gauges report them.
@@ -485,15 +501,7 @@ class SqlBackend(abc.ABC):
         claim them in one transaction override this)."""
         if finish is not None:
             self._finish(finish)
-        jobs: list[Job] = []
-        while len(jobs) < limit:
-            # A row this worker locked is eligible again (locked_by = name): skip it.
-            taken = frozenset(job.id for job in jobs)
-            job = self.reserve(attrs.evolve(request, exclude_ids=request.exclude_ids | taken))
-            if job is None:
-                break
-            jobs.append(job)
-        return jobs
+        return reserve_one_by_one(self.reserve, request, limit)
 
     def touch_sql(self, job: Job, now: datetime) -> tuple[str, list[object]] | None:
         """Return the UPDATE that refreshes ``job``'s locked_at to ``now``, or None when

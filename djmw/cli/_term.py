@@ -15,23 +15,10 @@ import unicodedata
 from collections.abc import Sequence
 from datetime import datetime
 
-_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\x00": "\\0", "\x1b": "\\e"}
-_UNSAFE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+from djmw.admin.escapes import escape_char
+
 #: How much of one block (a last_error, a handler) ``block`` prints at most.
 BLOCK_CHARS = 20_000
-
-
-def _escape(char: str) -> str:
-    if char in _ESCAPES:
-        return _ESCAPES[char]
-    if unicodedata.category(char) not in _UNSAFE:
-        return char
-    code = ord(char)
-    if code < 0x100:
-        return f"\\x{code:02x}"
-    if code < 0x10000:
-        return f"\\u{code:04x}"
-    return f"\\U{code:08x}"
 
 
 def _width(piece: str) -> int:
@@ -51,7 +38,7 @@ def clean(text: object, limit: int | None = 80) -> str:
     capped = limit is not None and len(value) > limit * 4 + 8
     if capped and limit is not None:
         value = value[: limit * 4 + 8]
-    pieces = [_escape(char) for char in value]
+    pieces = [escape_char(char) for char in value]
     if limit is None:
         return "".join(pieces)
     widths = [_width(piece) for piece in pieces]

@@ -227,22 +227,23 @@ class WorkerPool:
             self._reported, self._reported_at = totals, now
 
     def _hard_stop(self) -> int:
-        logger.info("Interrupting running jobs; their rows are unlocked, attempts unchanged")
-        for worker in self.workers:
-            worker.interrupt()
-        deadline = time.monotonic() + INTERRUPT_WAIT
-        for worker in self.workers:
-            worker.join(max(deadline - time.monotonic(), 0.0))
-        for worker in self.workers:
-            if worker.alive:
-                _unlock_from_outside(worker)
-        return 1
+        return self._interrupt_all(
+            "Interrupting running jobs; their rows are unlocked, attempts unchanged",
+            INTERRUPT_WAIT,
+        )
 
     def _quit_now(self) -> int:
-        logger.info("SIGQUIT: interrupting running jobs and unlocking their rows at once")
+        return self._interrupt_all(
+            "SIGQUIT: interrupting running jobs and unlocking their rows at once", QUIT_WAIT
+        )
+
+    def _interrupt_all(self, message: str, wait: float) -> int:
+        """Interrupt every worker's job; unlock from outside the rows of any still running
+        after ``wait`` seconds. Returns the exit code of a hard stop, 1."""
+        logger.info(message)
         for worker in self.workers:
             worker.interrupt()
-        deadline = time.monotonic() + QUIT_WAIT
+        deadline = time.monotonic() + wait
         for worker in self.workers:
             worker.join(max(deadline - time.monotonic(), 0.0))
         for worker in self.workers:

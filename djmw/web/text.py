@@ -11,30 +11,13 @@ The result is still plain text: the templates escape it.
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import datetime
 
 from djmw.admin import human
+from djmw.admin.escapes import escape_char
 
-_ESCAPES = {"\t": "\\t", "\r": "\\r", "\x00": "\\0", "\x1b": "\\e"}
-_UNSAFE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 #: How much of one block (a last_error, a handler) a page shows at most.
 BLOCK_CHARS = 65_536
-
-
-def _escape(char: str, keep_newlines: bool) -> str:
-    if char == "\n":
-        return "\n" if keep_newlines else "\\n"
-    if char in _ESCAPES:
-        return _ESCAPES[char]
-    if unicodedata.category(char) not in _UNSAFE:
-        return char
-    code = ord(char)
-    if code < 0x100:
-        return f"\\x{code:02x}"
-    if code < 0x10000:
-        return f"\\u{code:04x}"
-    return f"\\U{code:08x}"
 
 
 def visible(text: object, limit: int | None = 120) -> str:
@@ -45,7 +28,7 @@ def visible(text: object, limit: int | None = 120) -> str:
     cut = limit is not None and len(value) > limit
     if cut and limit is not None:
         value = value[: limit - 1]
-    shown = "".join(_escape(char, keep_newlines=False) for char in value)
+    shown = "".join(escape_char(char) for char in value)
     return shown + "…" if cut else shown
 
 
@@ -57,7 +40,7 @@ def block(text: object, limit: int = BLOCK_CHARS) -> str:
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     value = text if isinstance(text, str) else str(text)
-    shown = "".join(_escape(char, keep_newlines=True) for char in value[:limit])
+    shown = "".join(escape_char(char, keep_newlines=True) for char in value[:limit])
     if len(value) > limit:
         shown += f"\n… (cut: {len(value):,} characters in all)"
     return shown
