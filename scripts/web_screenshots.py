@@ -43,7 +43,7 @@ def main() -> None:
         try:
             with ws.served(dashboard) as base, sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path="/usr/bin/chromium")
-                page = browser.new_page(viewport={"width": 1100, "height": 700})
+                page = browser.new_page(viewport={"width": 1280, "height": 800})
                 for name, path in pages.items():
                     page.goto(base + path)
                     page.screenshot(path=str(out / name))

@@ -189,3 +189,38 @@ def test_the_overview_refreshes_in_place(site: Any, page: Any, db: SqlBackend) -
         timeout=20_000,
     )
     assert page.evaluate("window.__sameDocument === true")
+
+
+def test_list_pages_fit_a_laptop_screen_with_every_action_visible(
+    site: Any, browser: Any, db: SqlBackend
+) -> None:
+    """At 1280 px wide, with long hostile names, queues and errors in the table, no list
+    page scrolls sideways and every line's Retry and Delete buttons are on screen, level
+    with their line."""
+    now = utc_now()
+    ws.sample_rows(db, now)
+    ws.hostile_rows(db, now)
+    base = site()
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    tab = context.new_page()
+    try:
+        for state in ("all", "failed", "ready", "scheduled", "running"):
+            tab.goto(f"{base}/jobs?state={state}")
+            width = tab.evaluate("document.documentElement.scrollWidth")
+            assert width <= 1280, (state, width)
+            layout = tab.eval_on_selector_all(
+                "td.actions",
+                """cells => cells.map(cell => {
+                    const line = cell.parentElement.getBoundingClientRect();
+                    const buttons = [...cell.querySelectorAll('button')].map(
+                        b => b.getBoundingClientRect());
+                    return {top: line.top, bottom: line.bottom, cell: cell.getBoundingClientRect().top,
+                            right: Math.max(...buttons.map(b => b.right))};
+                })""",
+            )
+            assert layout, state
+            for place in layout:
+                assert place["right"] <= 1280, (state, place)
+                assert place["cell"] == place["top"], (state, place)
+    finally:
+        context.close()
