@@ -16,6 +16,7 @@ from typing import Any, Literal
 import attrs
 
 from djmw._clock import Clock, local_now, utc_now
+from djmw._signal_safe import run_off_handler
 from djmw.admin.durations import parse_duration
 from djmw.admin.prune import Pruner
 from djmw.backends import (
@@ -100,11 +101,15 @@ def _ctrl_c_stops(loop: Loop) -> Iterator[None]:
         yield
         return
 
+    presses = 0
+
     def on_sigint(signum: int, frame: FrameType | None) -> None:
-        if loop.stopping:
-            loop.interrupt()
-        else:
-            loop.stop()
+        # Counted here, acted on in another thread: stop() and interrupt() take locks the
+        # loop (this same main thread) may hold at this very bytecode.
+        nonlocal presses
+        presses += 1
+        hard = presses > 1 or loop.stopping  # is_set() takes no lock
+        run_off_handler(loop.interrupt if hard else loop.stop)
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Sequence
 from types import FrameType
 
+from djmw._signal_safe import run_off_handler
 from djmw.errors import DjmwError
 from djmw.logs import LOGGER_NAME
 from djmw.worker import Worker
@@ -144,11 +145,13 @@ class WorkerPool:
         )
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        # Plain attributes only: the main thread may be inside ``self._wake.wait`` holding
+        # the event's lock right now, so setting the event here could wait forever.
         if signum == signal.SIGQUIT:
             self._quit = True
         else:
             self._signals += 1
-        self._wake.set()
+        run_off_handler(self._wake.set)
 
     def install_signal_handlers(self) -> None:
         """Route SIGTERM, SIGINT and SIGQUIT to this pool.
