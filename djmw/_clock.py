@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 
 Clock = Callable[[], datetime]
+
+_EPOCH = datetime(1970, 1, 1)
 
 
 def utc_now() -> datetime:
     """Return the current time as a naive UTC datetime (microsecond precision)."""
-    return datetime.now(UTC).replace(tzinfo=None)
+    # Half the cost of datetime.now(UTC).replace(tzinfo=None), read a few times per job;
+    # datetime.utcnow() would be cheaper still, but Python 3.12 deprecates it.
+    return _EPOCH + timedelta(microseconds=time.time_ns() // 1000)
 
 
 def local_now() -> datetime:
     """Return the current local wall time, naive; mimics ``default_timezone = :local``."""
     return datetime.now()
-
-
-_EPOCH = datetime(1970, 1, 1)
 
 
 def seconds_since(moment: datetime, clock: Clock) -> float:

@@ -69,6 +69,22 @@ class DelayedJobFormatter(logging.Formatter):
         self._second = -1
         self._text = ""
 
+    def format(self, record: logging.LogRecord) -> str:
+        """Return ``<time>: <message>``; other formats, tracebacks and stacks go the
+        standard way (``logging.Formatter.format``)."""
+        if (
+            self._fmt != LOG_FORMAT
+            or record.exc_info
+            or record.exc_text
+            or record.stack_info
+            or type(self).formatMessage is not logging.Formatter.formatMessage
+        ):
+            return super().format(record)
+        # Two records a job: this skips the generic path's format-string scans.
+        record.message = record.getMessage()
+        record.asctime = self.formatTime(record, self.datefmt)
+        return f"{record.asctime}: {record.message}"
+
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         """Return the record's time in UTC as ``datefmt`` (default ``%FT%T%z``)."""
         if datefmt is not None and datefmt != self.datefmt:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 
-from djmw.logs import DelayedJobFormatter, LineHandler
+from djmw.logs import LOG_FORMAT, TIME_FORMAT, DelayedJobFormatter, LineHandler
 
 
 class RecordingStream:
@@ -72,3 +73,39 @@ def test_a_zero_interval_flushes_every_record() -> None:
     handler.setFormatter(logging.Formatter("%(message)s"))
     handler.handle(_record(logging.INFO, "one", time.time()))
     assert stream.flushed == "one\n"
+
+
+def _job_record(**fields: object) -> logging.LogRecord:
+    record = logging.LogRecord(
+        "djmw", logging.INFO, __file__, 1, "Job %s (id=%d) RUNNING", ("X", 7), None
+    )
+    record.__dict__.update(fields)
+    return record
+
+
+def test_the_short_path_writes_what_the_standard_formatter_writes() -> None:
+    """DelayedJobFormatter's own path for ``<time>: <message>`` gives, for plain
+    records, records with a traceback and records with a stack, the text
+    ``logging.Formatter`` gives with the same format and time."""
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        error = sys.exc_info()
+    records = [
+        _job_record(),
+        _job_record(exc_info=error),
+        _job_record(stack_info="Stack (most recent call last):"),
+    ]
+    for record in records:
+        ours = DelayedJobFormatter().format(record)
+        record.exc_text = None  # the first format caches the traceback text on the record
+        reference = logging.Formatter(LOG_FORMAT, TIME_FORMAT)
+        reference.converter = time.gmtime
+        assert ours == reference.format(record)
+    assert DelayedJobFormatter().format(_job_record()).endswith(": Job X (id=7) RUNNING")
+
+
+def test_another_format_string_is_honoured() -> None:
+    """A DelayedJobFormatter given another format string formats with it."""
+    formatter = DelayedJobFormatter("%(levelname)s %(message)s")
+    assert formatter.format(_job_record()) == "INFO Job X (id=7) RUNNING"
