@@ -6,6 +6,10 @@ for a line on standard input, work until the table has nothing left, and print o
 line: jobs run, CPU seconds of the process (all threads) and the end time. ``djmw`` logs
 at INFO to ``--log`` as ``djmw work`` does (delayed_job's lines through LineHandler).
 
+``python benchmarks/procs.py sql URL INDEX`` is djmw's SQL alone: the MariaDB
+backend's one-round-trip finish-and-claim (``finish_and_reserve``) in a loop, with the
+worker's class-aware request, and no decoding, chain, logging or loop around it.
+
 ``--rss-every N`` adds the process's RSS every N jobs (benchmarks/memory.py), and
 ``--latency`` prints a line per job start and keeps running until standard input
 closes (benchmarks/latency.py).
@@ -24,8 +28,11 @@ from pathlib import Path
 import pymysql
 
 import djmw
+from djmw._clock import utc_now
 from djmw.backends import parse_url
+from djmw.backends.base import ReserveRequest
 from djmw.logs import DelayedJobFormatter, LineHandler
+from djmw.outcome import Succeeded
 
 _EPOCH = datetime(1970, 1, 1)  # run_at is naive UTC
 
@@ -134,9 +141,36 @@ def run_raw(args: argparse.Namespace) -> dict[str, object]:
     return {"jobs": jobs, "cpu": cpu, "end": end}
 
 
+def run_sql(args: argparse.Namespace) -> dict[str, object]:
+    """djmw's claim and write with nothing around them: the floor of the SQL it sends."""
+    backend = djmw.open_backend(args.url)
+    name = f"djmw-sql.{args.index}"
+
+    def request() -> ReserveRequest:
+        return ReserveRequest(
+            worker_name=name, now=utc_now(), max_run_time=14400, names=("NoopJob",)
+        )
+
+    print("ready", flush=True)
+    sys.stdin.readline()
+    cpu = time.process_time()
+    jobs = 0
+    job = backend.reserve(request())
+    while job is not None:
+        jobs += 1
+        job = backend.finish_and_reserve(job, Succeeded(), request())
+    end = time.time()
+    cpu = time.process_time() - cpu
+    backend.close()
+    return {"jobs": jobs, "cpu": cpu, "end": end}
+
+
+RUNNERS = {"djmw": run_djmw, "raw": run_raw, "sql": run_sql}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("kind", choices=["djmw", "raw"])
+    parser.add_argument("kind", choices=sorted(RUNNERS))
     parser.add_argument("url")
     parser.add_argument("index", type=int)
     parser.add_argument("--prefetch", type=int, default=1)
@@ -145,7 +179,7 @@ def main() -> None:
     parser.add_argument("--rss-every", type=int, default=0)
     parser.add_argument("--latency", action="store_true")
     args = parser.parse_args()
-    result = run_djmw(args) if args.kind == "djmw" else run_raw(args)
+    result = RUNNERS[args.kind](args)
     print(json.dumps(result), flush=True)
 
 

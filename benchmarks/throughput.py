@@ -8,6 +8,8 @@ sees the same machine load, and the figures are medians of the repetitions.
 
 Contenders: ``ruby`` (delayed_job 4.1.9's worker, logging at INFO to a file), ``raw``
 (a PyMySQL loop: SKIP LOCKED claim then DELETE, no decoding, no logging: the floor),
+``djmw-sql`` (djmw's own claim-and-write SQL through its MariaDB backend, in a loop with
+nothing around it: what djmw's statements cost before any job work),
 ``djmw`` (the default worker and chain, INFO lines to a file, as ``djmw work``) and
 ``djmw-k20`` (the same with ``prefetch=20``).
 
@@ -41,7 +43,7 @@ from djmw.backends.mysql import MysqlBackend
 ROOT = Path(__file__).resolve().parents[1]
 SERVER = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
 HANDLER = "--- !ruby/struct:NoopJob\nn: 1\n"
-CONTENDERS = ("ruby", "raw", "djmw", "djmw-k20")
+CONTENDERS = ("ruby", "raw", "djmw-sql", "djmw", "djmw-k20")
 #: Where a run's database lives; one per benchmark process, dropped at the end.
 DATABASE = f"djmw_bench_{os.getpid()}"
 
@@ -107,6 +109,8 @@ def command(
     procs = [sys.executable, str(ROOT / "benchmarks" / "procs.py")]
     if contender == "raw":
         return [*procs, "raw", url, str(index)], env
+    if contender == "djmw-sql":
+        return [*procs, "sql", url, str(index)], env
     prefetch = contender.partition("-k")[2] or "1"
     extra = ["--prefetch", prefetch, "--log", str(workdir / f"djmw.{index}.log")]
     extra += ["--ids", str(workdir / f"ids.{index}")]
@@ -166,7 +170,7 @@ def run_once(contender: str, jobs: int, processes: int) -> dict[str, object]:
         }
         if contender == "ruby":
             run["escaped_deadlocks"] = sum(int(r.get("deadlocks", 0)) for r in results)
-        if contender.startswith("djmw"):
+        if contender in ("djmw", "djmw-k20"):
             ids: list[str] = []
             for index in range(processes):
                 ids += (workdir / f"ids.{index}").read_text().split()
