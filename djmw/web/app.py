@@ -11,7 +11,9 @@ Pages (paths relative to where the app is mounted):
                      ``error`` (text in last_error); keyset pages (``after``)
 ``/jobs/{id}``       one row, its decoded payload, last_error, and why it runs or not
 ``/failures``        failed and retrying rows grouped by name and error
-``/bulk``            the confirmation of a bulk retry or delete, with the count
+``/bulk``            the confirmation of a bulk retry or delete, with the count; a count
+                     still running after a moment comes in its live part
+                     (``/fragments/bulk``)
 ==================== ==================================================================
 
 Actions are POSTs with a CSRF token (``/jobs/{id}/retry``, ``/jobs/{id}/delete``,
@@ -55,7 +57,7 @@ from djmw.web.security import (
     session_value,
 )
 from djmw.web.settings import WebSettings
-from djmw.web.summaries import Reader, Snapshot, Summaries
+from djmw.web.summaries import PendingCounts, Reader, Snapshot, Summaries
 
 HERE = Path(__file__).parent
 T = TypeVar("T")
@@ -63,6 +65,10 @@ T = TypeVar("T")
 FILTER_KEYS = ("state", "queue", "queue_null", "name", "error")
 #: A form body larger than this is refused (action forms are a few hundred bytes).
 MAX_FORM_BYTES = 65_536
+#: How long the bulk confirmation waits for its count before it answers "counting",
+#: and how long each ask of its live part waits.
+BULK_COUNT_WAIT = 0.2
+BULK_FRAGMENT_WAIT = 1.0
 
 
 class BadRequest(Exception):
@@ -85,6 +91,7 @@ class Dashboard:
         self.settings = settings
         self.reader = Reader(settings)
         self.summaries = Summaries(self.reader)
+        self.counts = PendingCounts(self.reader)
         self.csrf = Csrf(settings.secret)
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),
@@ -103,6 +110,7 @@ class Dashboard:
             Route("/jobs/{job_id:int}/{action}", self.job_action, methods=["POST"]),
             Route("/failures", self.failures),
             Route("/bulk", self.bulk_confirm, methods=["GET"]),
+            Route("/fragments/bulk", self.bulk_fragment, methods=["GET"]),
             Route("/bulk", self.bulk_action, methods=["POST"]),
             Route("/login", self.login, methods=["GET", "POST"]),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
@@ -260,6 +268,7 @@ class Dashboard:
         except DjmwError as exc:
             return self.error(request, 503, str(exc))
         self.summaries.invalidate()
+        self.counts.invalidate()
         done = {"done": action, "n": change.count, "held": len(change.held)}
         base = _base(request)
         if form.get("back") == "job" and (action == "retry" or change.count == 0):
@@ -269,7 +278,30 @@ class Dashboard:
 
     # -- bulk -----------------------------------------------------------------------------
     async def bulk_confirm(self, request: Request) -> Response:
-        """The confirmation of a bulk action: what, on which filter, and how many rows."""
+        """The confirmation of a bulk action: what, on which filter, and how many rows.
+
+        The exact count can scan the whole table; after ``BULK_COUNT_WAIT`` the page
+        answers with "counting" and its live part (``bulk_fragment``) brings the count
+        and the button.
+        """
+        asked = self._bulk_request(request)
+        if isinstance(asked, Response):
+            return asked
+        values = await run_in_threadpool(self._bulk_values, *asked, BULK_COUNT_WAIT)
+        return self.render(request, "confirm.html", **values)
+
+    async def bulk_fragment(self, request: Request) -> Response:
+        """The live part of a bulk confirmation: "counting", or the count and the button."""
+        asked = self._bulk_request(request)
+        if isinstance(asked, Response):
+            return asked
+        values = await run_in_threadpool(self._bulk_values, *asked, BULK_FRAGMENT_WAIT)
+        response = self.render(request, "_bulk_live.html", **values)
+        if not values["counting"]:
+            response.headers["X-Djmw-Refresh"] = "stop"  # djmw.js stops asking
+        return response
+
+    def _bulk_request(self, request: Request) -> tuple[str, JobFilter, dict[str, str]] | Response:
         if self.settings.read_only:
             return self.error(request, 403, "read-only dashboard: no actions")
         params = request.query_params
@@ -282,18 +314,26 @@ class Dashboard:
             return self.error(request, 400, str(exc))
         if not _bulk_allowed(filters):
             return self.error(request, 400, "a bulk action needs a state or a filter")
-        try:
-            count = await self.call(request, lambda j: j.count(jobs_filter, guarded=True))
-        except DjmwError as exc:
-            return self.error(request, 503, str(exc))
-        return self.render(
-            request,
-            "confirm.html",
-            action=action,
-            filters=filters,
-            count=count,
-            back=urlencode({k: v for k, v in filters.items() if v}),
+        return action, jobs_filter, filters
+
+    def _bulk_values(
+        self, action: str, jobs_filter: JobFilter, filters: dict[str, str], wait: float
+    ) -> dict[str, Any]:
+        shown = {k: v for k, v in filters.items() if v}
+        snapshot = self.counts.get(
+            tuple(sorted(shown.items())),
+            lambda j: j.count(jobs_filter, guarded=True),
+            wait=wait,
         )
+        return {
+            "action": action,
+            "filters": filters,
+            "counting": snapshot is None,
+            "count": snapshot.value if snapshot is not None else None,
+            "count_error": snapshot.error if snapshot is not None else None,
+            "back": urlencode(shown),
+            "fragment": urlencode({"action": action, **shown}),
+        }
 
     async def bulk_action(self, request: Request) -> Response:
         """POST a confirmed bulk retry or delete."""
@@ -317,6 +357,7 @@ class Dashboard:
         except DjmwError as exc:
             return self.error(request, 503, str(exc))
         self.summaries.invalidate()
+        self.counts.invalidate()
         back = {k: v for k, v in filters.items() if v}
         done = {"done": action, "n": change.count, "held": 0}
         return _redirect(f"{_base(request)}/jobs?{urlencode({**back, **done})}")

@@ -208,6 +208,79 @@ class Summaries:
                 entry.invalidated = True
 
 
+class PendingCounts:
+    """Bulk-confirmation counts, by filter, read in the background.
+
+    An exact count of a filter can scan the whole table (seconds on a million rows). The
+    confirmation page waits a moment for it, then answers with "counting" and its live
+    part asks again; the count goes on in a background thread meanwhile. Asks for the
+    same filter share one count: a reload or a second tab starts no second scan, and a
+    count is reused while younger than ``max_age``.
+
+    Args:
+        reader: the connections to count with.
+        max_age: seconds a finished count is shown again before the next ask recounts.
+        max_entries: filters kept; the oldest is dropped (its thread finishes anyway).
+    """
+
+    def __init__(self, reader: Reader, *, max_age: float = 2.0, max_entries: int = 32) -> None:
+        self.reader = reader
+        self.max_age = max_age
+        self.max_entries = max_entries
+        self._counts: OrderedDict[Hashable, concurrent.futures.Future[Snapshot[int]]] = (
+            OrderedDict()
+        )
+        self._lock = threading.Lock()
+
+    def get(
+        self, key: Hashable, count: Callable[[Jobs], int], *, wait: float
+    ) -> Snapshot[int] | None:
+        """The count of ``key`` (started now unless one is under way or fresh), or None
+        when it has not finished within ``wait`` seconds."""
+        with self._lock:
+            future = self._counts.get(key)
+            if future is None or self._expired(future):
+                future = self._counts[key] = self.reader.submit(_timed(count))
+            self._counts.move_to_end(key)
+            while len(self._counts) > self.max_entries:
+                self._counts.popitem(last=False)
+        try:
+            return future.result(timeout=wait)
+        except concurrent.futures.TimeoutError:
+            return None
+        except (Exception, concurrent.futures.CancelledError) as exc:  # no connection
+            return Snapshot(value=None, error=_message(exc), taken=time.time(), duration=0.0)
+
+    def invalidate(self) -> None:
+        """Forget every count (after an action changed rows); counts under way finish."""
+        with self._lock:
+            self._counts.clear()
+
+    def _expired(self, future: concurrent.futures.Future[Snapshot[int]]) -> bool:
+        if not future.done():
+            return False
+        try:
+            snapshot = future.result()
+        except (Exception, concurrent.futures.CancelledError):
+            return True
+        return snapshot.value is None or snapshot.age - snapshot.duration > self.max_age
+
+
+def _timed(count: Callable[[Jobs], int]) -> Callable[[Jobs], Snapshot[int]]:
+    started, clock = time.time(), time.perf_counter()
+
+    def timed(jobs: Jobs) -> Snapshot[int]:
+        try:
+            value, error = count(jobs), None
+        except Exception as exc:  # shown on the page; the next ask counts again
+            value, error = None, _message(exc)
+        return Snapshot(
+            value=value, error=error, taken=started, duration=time.perf_counter() - clock
+        )
+
+    return timed
+
+
 def _message(exc: BaseException) -> str:
     from djmw.errors import DjmwError  # noqa: PLC0415 - only failures need it
 

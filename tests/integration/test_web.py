@@ -78,6 +78,22 @@ def csrf_of(html: str) -> str:
     return match.group(1)
 
 
+REFRESH_URL = re.compile(r'data-refresh-url="([^"]+)"')
+
+
+def confirmation(web: TestClient, path: str) -> str:
+    """The bulk confirmation at ``path`` once its count is known: the page, or the last
+    answer of its live part when the count outlasted the page's wait."""
+    html = web.get(path).text
+    live = REFRESH_URL.search(html)
+    deadline = time.monotonic() + 30
+    while 'data-test="counting"' in html:
+        assert live is not None, "counting, with no live part"
+        assert time.monotonic() < deadline, "the count never came"
+        html = web.get(live.group(1).replace("&amp;", "&")).text
+    return html
+
+
 def snapshot(db: SqlBackend) -> list[tuple[Any, ...]]:
     return [tuple(row) for row in db._query(f"SELECT * FROM {db._t} ORDER BY id")]
 
@@ -273,8 +289,6 @@ def test_read_only_shows_no_action_and_refuses_every_post(
         assert 'method="post"' not in html, path
         assert "/bulk?" not in html, path
         assert "read-only" in html
-    dashboard = djmw.web.app(db._url if hasattr(db, "_url") else None) if False else None
-    assert dashboard is None
     cookie = web.cookies.get("djmw_csrf")
     assert cookie
     app = web.app
@@ -288,6 +302,8 @@ def test_read_only_shows_no_action_and_refuses_every_post(
     ]:
         assert web.post(path, data=form, follow_redirects=False).status_code == 403
     assert web.get("/bulk?action=delete&state=failed").status_code == 403
+    live = "/fragments/bulk?action=delete&state=failed"
+    assert web.get(live).status_code == 403
     assert snapshot(db) == before
 
 
@@ -329,7 +345,7 @@ def test_actions_never_touch_a_row_a_live_worker_holds(
     for action in ("retry", "delete"):
         answer = web.post(f"/jobs/{live_worker}/{action}", data={"csrf": token, "back": "job"})
         assert "Left alone 1 row held by a live worker." in answer.text
-    confirm = web.get("/bulk?action=delete&state=all&name=LongJob").text
+    confirm = confirmation(web, "/bulk?action=delete&state=all&name=LongJob")
     assert "Delete 1 row?" in confirm
     answer = web.post(
         "/bulk",
@@ -352,7 +368,7 @@ def test_bulk_retry_confirms_the_count_then_acts_on_the_filter(
     with Jobs(db_url) as jobs:
         count = jobs.count(jobs_filter, guarded=True)
         chosen = {row.id for row in jobs.rows(jobs_filter)}
-    html = web.get("/bulk?action=retry&state=failed&queue=mailers").text
+    html = confirmation(web, "/bulk?action=retry&state=failed&queue=mailers")
     assert f"Retry {count} rows?" in html
     outside = [r for r in snapshot(db) if r[0] not in chosen]
     answer = web.post(
@@ -369,10 +385,55 @@ def test_bulk_retry_confirms_the_count_then_acts_on_the_filter(
         assert job is not None
         assert (job.failed_at, job.attempts) == (None, 0)
     assert [r for r in snapshot(db) if r[0] not in chosen] == outside
-    nothing = web.get("/bulk?action=delete&state=failed&queue=mailers").text
+    nothing = confirmation(web, "/bulk?action=delete&state=failed&queue=mailers")
     assert "No row matches" in nothing
     assert 'data-test="confirm"' not in nothing
     assert web.get("/bulk?action=delete&state=all").status_code == 400
+
+
+def test_a_slow_bulk_count_answers_at_once_and_brings_the_count_live(
+    client: Client, db: SqlBackend, db_url: str, sample: dict[str, list[int]], monkeypatch: Any
+) -> None:
+    """A count that outlasts the page's wait (a million rows): the confirmation answers
+    at once with "counting" and no button, and so does its live part while the count
+    runs; then the live part brings the count and the button, and tells the page's
+    script to stop asking; a reload right after shows that count without a new scan.
+    Confirming deletes exactly the rows counted."""
+    with Jobs(db_url) as jobs:
+        count = jobs.count(JobFilter(state="failed"), guarded=True)
+    assert count > 1
+    real = Jobs.count
+    counted = threading.Event()
+
+    def slow(self: Jobs, *args: Any, **kwargs: Any) -> int:
+        counted.wait(20)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Jobs, "count", slow)
+    web = client()
+    started = time.monotonic()
+    page = web.get("/bulk?action=delete&state=failed").text
+    assert time.monotonic() - started < 5
+    assert 'data-test="counting"' in page
+    assert 'data-test="confirm"' not in page
+    assert "Delete the matching rows?" in page
+    live = REFRESH_URL.search(page)
+    assert live is not None
+    url = live.group(1).replace("&amp;", "&")
+    still = web.get(url)
+    assert 'data-test="counting"' in still.text
+    assert "X-Djmw-Refresh" not in still.headers
+    counted.set()
+    done = web.get(url)
+    assert done.headers["X-Djmw-Refresh"] == "stop"
+    assert f"Delete {count} rows?" in done.text
+    assert web.get("/bulk?action=delete&state=failed").text.count(f"Delete {count} rows?") == 1
+    answer = web.post(
+        "/bulk",
+        data={"csrf": csrf_of(done.text), "action": "delete", "state": "failed"},
+        follow_redirects=False,
+    )
+    assert answer.headers["location"] == f"/jobs?state=failed&done=delete&n={count}&held=0"
 
 
 @pytest.mark.parametrize("framework", ["starlette", "fastapi"])

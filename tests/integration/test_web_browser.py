@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import web_support as ws
 
 import djmw.web
 from djmw._clock import utc_now
+from djmw.admin import JobFilter, Jobs
 from djmw.backends.base import SqlBackend
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -117,6 +119,7 @@ def test_clicking_retry_delete_and_bulk_retry_changes_the_rows(
     assert mailers
     page.goto(f"{base}/jobs?state=failed&queue=mailers")
     page.click('[data-test="bulk-retry"]')
+    page.wait_for_selector('[data-test="confirm"]')  # a slow count comes in the live part
     assert page.inner_text("h1") == f"Retry {len(mailers)} rows?"
     page.click('[data-test="confirm"]')
     page.wait_for_url(re.compile(r"done=retry"))
@@ -128,6 +131,36 @@ def test_clicking_retry_delete_and_bulk_retry_changes_the_rows(
     others = [db.job(i) for i in sample["failed"] if i not in (first, second, *mailers)]
     assert others
     assert all(job is not None and job.failed_at is not None for job in others)
+
+
+def test_a_slow_bulk_count_fills_in_and_the_page_stops_asking(
+    site: Any, page: Any, db: SqlBackend, db_url: str, monkeypatch: Any
+) -> None:
+    """A bulk confirmation whose count outlasts the page's wait shows "counting" and no
+    button; the count and the button appear in place when the count is done, and the page
+    then stops asking for its live part."""
+    ws.sample_rows(db, utc_now())
+    with Jobs(db_url) as jobs:
+        expected = jobs.count(JobFilter(state="failed"), guarded=True)
+    assert expected > 0
+    real = Jobs.count
+    counted = threading.Event()
+
+    def slow(self: Jobs, *args: Any, **kwargs: Any) -> int:
+        counted.wait(20)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Jobs, "count", slow)
+    base = site()
+    page.goto(f"{base}/bulk?action=retry&state=failed")
+    assert page.is_visible('[data-test="counting"]')
+    assert not page.is_visible('[data-test="confirm"]')
+    counted.set()
+    page.wait_for_selector('[data-test="confirm"]', timeout=15_000)
+    assert page.inner_text("h1") == f"Retry {expected} rows?"
+    stamp = page.get_attribute("#live", "data-refreshed")
+    page.wait_for_timeout(1500)  # three refresh periods
+    assert page.get_attribute("#live", "data-refreshed") == stamp
 
 
 def test_hostile_rows_raise_no_dialog_and_add_no_script(

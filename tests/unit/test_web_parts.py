@@ -5,14 +5,19 @@ CSRF tokens, visible row text and chart geometry."""
 from __future__ import annotations
 
 import base64
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from djmw.admin import Jobs
+from djmw.backends import open_backend
 from djmw.errors import ConfigurationError
 from djmw.web import charts, security, text
 from djmw.web.app import _clean_back, _filter, _glob_escape, _notice
 from djmw.web.settings import WebSettings, check_bind, from_sources, is_loopback
+from djmw.web.summaries import PendingCounts, Reader
 
 
 @pytest.mark.parametrize(
@@ -183,3 +188,45 @@ def test_request_filters() -> None:
     )
     assert _notice({"done": "<script>", "n": "1"}) is None
     assert _glob_escape("A*[b]?") == "A[*][[]b][?]"
+
+
+def test_asks_for_one_filters_count_share_one_scan(tmp_path: Path) -> None:
+    """Bulk counts: asks for the same filter while its count runs, and just after, start
+    no second count; another filter gets its own; after ``invalidate`` (an action
+    changed rows) the next ask counts again."""
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    backend = open_backend(url, create=True)
+    backend.create_schema()
+    backend.close()
+    reader = Reader(WebSettings(database=url))
+    counts = PendingCounts(reader, max_age=60)
+    release = threading.Event()
+    calls: list[str] = []
+
+    def counter(name: str, value: int) -> Callable[[Jobs], int]:
+        def count(jobs: Jobs) -> int:
+            calls.append(name)
+            release.wait(10)
+            return value
+
+        return count
+
+    try:
+        assert counts.get("failed", counter("failed", 7), wait=0.0) is None
+        assert counts.get("failed", counter("again", 0), wait=0.0) is None
+        release.set()
+        done = counts.get("failed", counter("again", 0), wait=5.0)
+        assert done is not None
+        assert done.value == 7
+        assert counts.get("failed", counter("again", 0), wait=5.0) == done
+        other = counts.get("mailers", counter("mailers", 3), wait=5.0)
+        assert other is not None
+        assert other.value == 3
+        counts.invalidate()
+        fresh = counts.get("failed", counter("after", 5), wait=5.0)
+        assert fresh is not None
+        assert fresh.value == 5
+        assert calls == ["failed", "mailers", "after"]
+    finally:
+        release.set()
+        reader.close()

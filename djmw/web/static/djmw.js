@@ -1,4 +1,5 @@
-/* djmw dashboard: refresh the overview's live part in place, and ask before a delete.
+/* djmw dashboard: refresh live parts in place (the overview, a bulk count still running),
+   and ask before a delete.
    No row text ever reaches this script: it only moves HTML the server escaped. */
 (function () {
   "use strict";
@@ -6,12 +7,15 @@
   function live(box) {
     var url = box.getAttribute("data-refresh-url");
     var seconds = Number(box.getAttribute("data-refresh-seconds")) || 5;
-    function later() { window.setTimeout(tick, seconds * 1000); }
+    var done = false;
+    function later() { if (!done) { window.setTimeout(tick, seconds * 1000); } }
     function tick() {
       if (document.hidden) { later(); return; }
       window.fetch(url, { credentials: "same-origin", headers: { "X-Djmw-Fragment": "1" } })
         .then(function (response) {
           if (!response.ok) { throw new Error("HTTP " + response.status); }
+          // A part that will not change again (a bulk count that came) says so.
+          done = response.headers.get("X-Djmw-Refresh") === "stop";
           return response.text();
         })
         .then(function (html) {
