@@ -12,6 +12,7 @@ lock) to do the rest; that thread waits, if it must, until the main thread lets 
 from __future__ import annotations
 
 import _thread
+import contextlib
 from collections.abc import Callable
 
 
@@ -20,5 +21,8 @@ def run_off_handler(action: Callable[[], object]) -> None:
 
     Limits: ``action`` runs a moment later, in no particular order with another one
     started by a later signal; an exception it raises goes to ``sys.unraisablehook``.
+    While the interpreter shuts down no thread can start: ``action`` is dropped then
+    (the process is ending; there is nothing left to wake or stop).
     """
-    _thread.start_new_thread(action, ())
+    with contextlib.suppress(RuntimeError):  # "can't create new thread at ... shutdown"
+        _thread.start_new_thread(action, ())

@@ -14,10 +14,12 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 import djmw
+from djmw import _signal_safe
 from djmw.cli.pool import GRACEFUL, QUIT, WorkerPool
 from djmw.loop import Loop
 from djmw.testing import InMemoryBackend
@@ -99,3 +101,16 @@ def test_a_second_ctrl_c_returns_while_the_job_lock_is_held(
             break
         deadline.wait(0.1)
     assert loop.interrupted
+
+
+def test_a_signal_while_the_interpreter_shuts_down_does_not_raise(monkeypatch: Any) -> None:
+    """No thread can start while the interpreter shuts down (a second signal racing the
+    exit): the handler still records the level and raises nothing into the main thread."""
+
+    def refuse(*args: object) -> int:
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    monkeypatch.setattr(_signal_safe._thread, "start_new_thread", refuse)
+    pool = WorkerPool([])
+    pool._on_signal(signal.SIGTERM, None)
+    assert pool.level == GRACEFUL
