@@ -363,3 +363,25 @@ def test_every_option_has_help_text() -> None:
     """Every option and argument of every command and subcommand says what it does
     (hidden internal ones aside)."""
     assert list(_options_without_help(parser(), "")) == []
+
+
+EXIT_RACE = (
+    "import atexit, os, runpy, signal, sys\n"
+    "atexit.register(lambda: os.kill(os.getpid(), getattr(signal, sys.argv.pop())))\n"
+    "runpy.run_module('djmw', run_name='__main__')\n"
+)
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM", "SIGQUIT"])
+def test_a_signal_racing_the_exit_keeps_the_exit_status(signame: str) -> None:
+    """A shutdown signal that reaches ``python -m djmw`` after its command finished (a
+    second Ctrl-C as the fleet exits) leaves the command's own exit status."""
+    done = subprocess.run(
+        [sys.executable, "-c", EXIT_RACE, "--version", signame],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("djmw ")
