@@ -6,10 +6,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import socket
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import NoReturn
 
 from djmw import __version__
 from djmw.backends import open_backend, parse_url, registry_table_for
@@ -383,6 +385,24 @@ def _positive_int(text: str) -> int:
         msg = f"must be at least 1, got {value}"
         raise argparse.ArgumentTypeError(msg)
     return value
+
+
+def command() -> NoReturn:
+    """The ``djmw`` console script and ``python -m djmw``: run ``main``, then exit with its
+    status.
+
+    Once the command has finished, the shutdown signals are ignored: one arriving then (a
+    second Ctrl-C racing the exit) would otherwise kill the process as Python restores
+    the default handlers while it shuts down, and replace the exit status with the
+    signal's.
+    """
+    try:
+        code: str | int | None = main()
+    except SystemExit as exc:  # argparse's --help and --version end here too
+        code = exc.code
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):
+        signal.signal(signum, signal.SIG_IGN)
+    sys.exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

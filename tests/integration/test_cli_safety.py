@@ -368,16 +368,22 @@ def test_every_option_has_help_text() -> None:
 EXIT_RACE = (
     "import atexit, os, runpy, signal, sys\n"
     "atexit.register(lambda: os.kill(os.getpid(), getattr(signal, sys.argv.pop())))\n"
-    "runpy.run_module('djmw', run_name='__main__')\n"
+    "if sys.argv.pop() == 'module':\n"
+    "    runpy.run_module('djmw', run_name='__main__')\n"
+    "else:\n"
+    "    from djmw.cli import command\n"
+    "    command()\n"
 )
 
 
+@pytest.mark.parametrize("entry", ["module", "script"])
 @pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM", "SIGQUIT"])
-def test_a_signal_racing_the_exit_keeps_the_exit_status(signame: str) -> None:
-    """A shutdown signal that reaches ``python -m djmw`` after its command finished (a
-    second Ctrl-C as the fleet exits) leaves the command's own exit status."""
+def test_a_signal_racing_the_exit_keeps_the_exit_status(signame: str, entry: str) -> None:
+    """A shutdown signal that reaches ``python -m djmw`` or the ``djmw`` script after its
+    command finished (a second Ctrl-C as the fleet exits) leaves the command's own exit
+    status."""
     done = subprocess.run(
-        [sys.executable, "-c", EXIT_RACE, "--version", signame],
+        [sys.executable, "-c", EXIT_RACE, "--version", entry, signame],
         capture_output=True,
         text=True,
         timeout=60,
