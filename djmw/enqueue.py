@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from djmw.backends import Backend, NewJob, open_backend
-from djmw.observe.tracecontext import with_trace_context
+from djmw.tracecontext import with_trace_context
 
 
 def enqueue(

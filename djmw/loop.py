@@ -30,9 +30,9 @@ from djmw.errors import (
     ReserveErrorsExceeded,
     WorkerShutdown,
 )
+from djmw.health import Health
 from djmw.job import Job
 from djmw.logs import job_prefix, worker_prefix
-from djmw.observe.health import Health
 from djmw.outcome import Outcome, Succeeded, error_text
 from djmw.prefetch import Prefetch
 from djmw.registry import WorkerRegistry

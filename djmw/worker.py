@@ -29,12 +29,12 @@ from djmw.backends import (
 from djmw.chain import Middleware, compose
 from djmw.errors import ConfigurationError, DjmwError, ReserveErrorsExceeded
 from djmw.handlers import Handlers
+from djmw.health import Health
 from djmw.job import Job
 from djmw.logs import LOGGER_NAME
 from djmw.loop import Loop, LoopSettings, Status
 from djmw.middleware import LogOutcome, bind_backend, check_chain, default_middlewares
 from djmw.middleware.registered import with_registration_check
-from djmw.observe.health import Health
 from djmw.registry import RegistrySettings, WorkerRegistry
 from djmw.rescue import CrashAccounting
 from djmw.validation import (

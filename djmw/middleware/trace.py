@@ -16,8 +16,8 @@ import attrs
 from djmw.chain import CallNext
 from djmw.errors import ConfigurationError, error_message
 from djmw.job import Job
-from djmw.observe.tracecontext import trace_carrier
 from djmw.outcome import Outcome, Rescheduled, Succeeded, error_class_name
+from djmw.tracecontext import trace_carrier
 
 
 def import_otel() -> tuple[Any, Any]:
@@ -49,7 +49,7 @@ class Trace:
     ``run_at`` and ``locked_at``. A failed attempt sets status ERROR and records the
     exception; ``djmw.outcome`` says ``succeeded``, ``rescheduled`` or ``failed``.
 
-    When the handler carries trace context (``djmw.observe.tracecontext``: a djmw
+    When the handler carries trace context (``djmw.tracecontext``: a djmw
     enqueue stores it), the span continues that trace; otherwise it starts a new one.
 
     Where: right inside DecodeYAML (the job's name is known) and outside LogOutcome, so

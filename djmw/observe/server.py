@@ -18,8 +18,8 @@ from typing import Any, Protocol
 
 import attrs
 
+from djmw.health import Health
 from djmw.middleware.metrics import import_prometheus
-from djmw.observe.health import Health
 
 #: How fresh a child's health file must be (the child rewrites it every second).
 STATE_MAX_AGE = 5.0

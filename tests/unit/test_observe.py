@@ -32,13 +32,13 @@ from sentry_sdk.transport import Transport
 
 import djmw
 from djmw import Handlers, Job, Worker, default_middlewares
+from djmw.health import Health
 from djmw.middleware import Metrics, ReportErrors, Trace
-from djmw.observe.health import Health
 from djmw.observe.jsonlog import JsonFormatter
 from djmw.observe.monitor import QueueMonitor
 from djmw.observe.server import ObserveServer, WorkerProbes
-from djmw.observe.tracecontext import trace_carrier, with_trace_context
 from djmw.testing import InMemoryBackend, ManualClock
+from djmw.tracecontext import trace_carrier, with_trace_context
 from recipes.sentry_on_failure import sentry_middlewares
 
 ROOT = Path(__file__).resolve().parents[2]
