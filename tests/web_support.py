@@ -189,3 +189,19 @@ def served(app: Any, host: str = "127.0.0.1") -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(20)
+
+
+def hold_counts(monkeypatch: Any) -> threading.Event:
+    """Make ``Jobs.count`` wait (up to 20 s) until the returned event is set: a count
+    that outlasts the bulk confirmation's wait, as on a table of a million rows."""
+    from djmw.admin import Jobs
+
+    real = Jobs.count
+    release = threading.Event()
+
+    def slow(self: Jobs, *args: Any, **kwargs: Any) -> int:
+        release.wait(20)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Jobs, "count", slow)
+    return release

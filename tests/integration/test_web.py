@@ -402,14 +402,7 @@ def test_a_slow_bulk_count_answers_at_once_and_brings_the_count_live(
     with Jobs(db_url) as jobs:
         count = jobs.count(JobFilter(state="failed"), guarded=True)
     assert count > 1
-    real = Jobs.count
-    counted = threading.Event()
-
-    def slow(self: Jobs, *args: Any, **kwargs: Any) -> int:
-        counted.wait(20)
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(Jobs, "count", slow)
+    counted = ws.hold_counts(monkeypatch)
     web = client()
     started = time.monotonic()
     page = web.get("/bulk?action=delete&state=failed").text

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -143,14 +142,7 @@ def test_a_slow_bulk_count_fills_in_and_the_page_stops_asking(
     with Jobs(db_url) as jobs:
         expected = jobs.count(JobFilter(state="failed"), guarded=True)
     assert expected > 0
-    real = Jobs.count
-    counted = threading.Event()
-
-    def slow(self: Jobs, *args: Any, **kwargs: Any) -> int:
-        counted.wait(20)
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(Jobs, "count", slow)
+    counted = ws.hold_counts(monkeypatch)
     base = site()
     page.goto(f"{base}/bulk?action=retry&state=failed")
     assert page.is_visible('[data-test="counting"]')
