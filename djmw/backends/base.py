@@ -797,6 +797,18 @@ class SqlBackend(abc.ABC):
         return queue_stats_from(now, rows, self._time)
 
 
+def combined_write_failed(reason: object) -> None:
+    """Say why a transaction that carried a finished job's outcome with the next claim
+    failed. It rolled back whole; the caller then writes the outcome on its own (with the
+    write retries, which log each try) and claims again. Without this line a lost
+    connection that the next write survives would leave no trace in the log."""
+    logger.warning(
+        "Could not write an outcome together with the next claim (%s); the transaction "
+        "was rolled back; writing the outcome on its own",
+        reason,
+    )
+
+
 def lost_lock(job: Job) -> None:
     """Warn that ``job``'s outcome was dropped because another worker holds its row now."""
     logger.warning(

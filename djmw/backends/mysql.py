@@ -29,7 +29,14 @@ from djmw.backends._sql import (
     names_like,
 )
 from djmw.backends._workers import check_registry_columns, registry_table_for
-from djmw.backends.base import Finish, SqlBackend, check_columns, locked, lost_lock
+from djmw.backends.base import (
+    Finish,
+    SqlBackend,
+    check_columns,
+    combined_write_failed,
+    locked,
+    lost_lock,
+)
 from djmw.backends.url import DatabaseUrl
 from djmw.errors import BackendError, ConfigurationError
 from djmw.job import Job
@@ -503,6 +510,7 @@ class MysqlBackend(SqlBackend):
         except Exception as exc:  # rolled back: nothing of it happened
             if _code(exc) in _CONNECTION_ERRORS:
                 self._lost()
+            combined_write_failed(exc)
             return super().finish_and_reserve(job, outcome, request)
         if results[_FINISH][0] < 1:
             lost_lock(job)
@@ -532,6 +540,7 @@ class MysqlBackend(SqlBackend):
             if finish is None:
                 msg = f"reserve failed: {exc.args[-1] if exc.args else exc}"
                 raise BackendError(msg) from exc
+            combined_write_failed(exc)
         self._finish(finish)
         return self.reserve_many(request, limit)
 
@@ -589,7 +598,8 @@ class MysqlBackend(SqlBackend):
         values = (*finish_values, *touch_values)
         try:
             results = self._write(lambda: self._multi_counts(sql, values))
-        except BackendError:  # e.g. a last_error the column's charset rejects
+        except BackendError as exc:  # e.g. a last_error the column's charset rejects
+            combined_write_failed(exc)
             return super().start_next(job, finish=finish)
         if results[1] < 1:
             lost_lock(finish[0])

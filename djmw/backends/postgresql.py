@@ -21,7 +21,14 @@ import tenacity
 from djmw._clock import Clock, utc_now
 from djmw.backends._sql import ORDER, NewJob, ReserveRequest, checked_table
 from djmw.backends._workers import REGISTRY_COLUMNS, check_registry_columns, registry_table_for
-from djmw.backends.base import Finish, SqlBackend, check_columns, locked, lost_lock
+from djmw.backends.base import (
+    Finish,
+    SqlBackend,
+    check_columns,
+    combined_write_failed,
+    locked,
+    lost_lock,
+)
 from djmw.backends.url import DatabaseUrl
 from djmw.errors import BackendError, ConfigurationError
 from djmw.job import Job
@@ -367,8 +374,10 @@ class PostgresqlBackend(SqlBackend):
         except psycopg.Error as exc:  # rolled back: nothing of it happened
             if is_connection_error(exc):
                 self._lost()
+            combined_write_failed(self._redact(str(exc).strip()))
             return super().finish_and_reserve(job, outcome, request)
-        except BackendError:  # the reconnect failed
+        except BackendError as exc:  # the reconnect failed
+            combined_write_failed(exc)
             return super().finish_and_reserve(job, outcome, request)
         if count < 1:
             lost_lock(job)
@@ -389,9 +398,11 @@ class PostgresqlBackend(SqlBackend):
         )
         try:
             rows = self._query(sql, [*finish_params, *claim_params])
-        except psycopg.Error:  # rolled back: nothing of it happened
+        except psycopg.Error as exc:  # rolled back: nothing of it happened
+            combined_write_failed(self._redact(str(exc).strip()))
             return super().finish_and_reserve(job, outcome, request)
-        except BackendError:  # the reconnect failed
+        except BackendError as exc:  # the reconnect failed
+            combined_write_failed(exc)
             return super().finish_and_reserve(job, outcome, request)
         count, *row = rows[0]
         if count < 1:

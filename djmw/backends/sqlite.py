@@ -15,7 +15,14 @@ from typing import Any, TypeVar
 from djmw._clock import Clock, utc_now
 from djmw.backends._sql import ORDER, NewJob, ReserveRequest, checked_table
 from djmw.backends._workers import check_registry_columns, registry_table_for
-from djmw.backends.base import Finish, SqlBackend, check_columns, locked, lost_lock
+from djmw.backends.base import (
+    Finish,
+    SqlBackend,
+    check_columns,
+    combined_write_failed,
+    locked,
+    lost_lock,
+)
 from djmw.errors import BackendError, ConfigurationError
 from djmw.job import Job
 
@@ -199,6 +206,7 @@ class SqliteBackend(SqlBackend):
             if finish is None:
                 msg = f"SQLite reserve failed: {exc}"
                 raise BackendError(msg) from exc
+            combined_write_failed(exc)
             self._finish(finish)  # on its own, with the write retries
             return self.reserve_many(request, limit)
         locked_at = datetime.fromisoformat(format_time(request.now))

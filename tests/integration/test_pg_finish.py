@@ -8,6 +8,7 @@ combined transaction must fall back to writing the outcome on its own.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 import pytest
@@ -70,9 +71,12 @@ def test_every_form_leaves_the_same_rows(pg_url: str, finish_sql: str) -> None:
     db.close()
 
 
-def test_a_failed_combined_transaction_writes_the_outcome_alone(pg_url: str) -> None:
-    """When the claim of the combined transaction fails, nothing of it happened; the
-    outcome is then written on its own and the claim is tried again."""
+def test_a_failed_combined_transaction_writes_the_outcome_alone(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """When the claim of the combined transaction fails, nothing of it happened; a
+    warning names the error, the outcome is then written on its own and the claim is
+    tried again."""
     clock = ManualClock(T0)
     db = open_backend(pg_url, clock=clock)
     assert isinstance(db, PostgresqlBackend)
@@ -94,7 +98,11 @@ def test_a_failed_combined_transaction_writes_the_outcome_alone(pg_url: str) -> 
         return real_claim(request, **options)  # type: ignore[arg-type]
 
     db._claim = broken_once  # type: ignore[method-assign]
-    nxt = db.finish_and_reserve(job, Succeeded(), request)
+    with caplog.at_level(logging.WARNING, logger="djmw.backend"):
+        nxt = db.finish_and_reserve(job, Succeeded(), request)
+    warned = [r.getMessage() for r in caplog.records if "next claim" in r.getMessage()]
+    assert len(warned) == 1
+    assert "division by zero" in warned[0]
     assert nxt is not None
     assert nxt.id == second
     assert [row.id for row in db.jobs()] == [second]

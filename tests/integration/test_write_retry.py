@@ -1,13 +1,18 @@
-"""Final writes on MariaDB: the first try runs bare, transient errors are retried."""
+"""Final writes on MariaDB: the first try runs bare, transient errors are retried, and a
+failed combined write-and-claim is logged and written on its own."""
 
 from __future__ import annotations
+
+import logging
 
 import pymysql
 import pytest
 
-from djmw.backends import open_backend
+from djmw._clock import utc_now
+from djmw.backends import ReserveRequest, open_backend
 from djmw.backends.mysql import MysqlBackend
 from djmw.errors import BackendError
+from djmw.outcome import Succeeded
 
 pytestmark = pytest.mark.mysql
 
@@ -82,4 +87,36 @@ def test_a_failed_reconnect_is_retried_like_a_lost_connection(mysql_url: str) ->
 
     assert backend._write(action) == 5
     assert len(tries) == 2
+    backend.close()
+
+
+def test_a_lost_connection_under_the_combined_write_is_logged_and_survived(
+    mysql_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The connection dies between two jobs (a server restart, a killed session): the
+    combined outcome-and-claim transaction fails, a warning says so with the error, the
+    outcome is written on its own over a new connection, and the next job is claimed."""
+    backend = _backend(mysql_url)
+    backend.create_schema()
+    first = backend.enqueue("--- !ruby/struct:OkJob\nn: 1\n")
+    second = backend.enqueue("--- !ruby/struct:OkJob\nn: 2\n")
+    request = ReserveRequest(worker_name="w", now=utc_now(), max_run_time=3600)
+    job = backend.reserve(request)
+    assert job is not None
+    assert job.id == first
+    killer = _backend(mysql_url)
+    (connection_id,) = backend._query("SELECT CONNECTION_ID()")[0]
+    killer._execute(f"KILL {int(connection_id)}")
+    killer.close()
+    with caplog.at_level(logging.WARNING, logger="djmw.backend"):
+        nxt = backend.finish_and_reserve(job, Succeeded(), request)
+    assert nxt is not None
+    assert nxt.id == second
+    assert [row.id for row in backend.jobs()] == [second]
+    warned = [
+        r.getMessage() for r in caplog.records if "together with the next claim" in r.getMessage()
+    ]
+    assert len(warned) == 1
+    assert "rolled back" in warned[0]
+    assert backend.stats["reconnects"] >= 1
     backend.close()
