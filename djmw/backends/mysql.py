@@ -285,7 +285,11 @@ class MysqlBackend(SqlBackend):
         """The live connection, reconnecting if the last one was lost."""
         if self._conn is None:
             self.stats["reconnects"] += 1
-            return self._connect()
+            conn = self._connect()
+            # The loss itself may have gone unseen (a session ended by a server restart
+            # between two statements): say that the connection was replaced.
+            logger.warning("Reconnected to %s after a lost connection", self.url.redacted)
+            return conn
         return self._conn
 
     def _lost(self) -> None:

@@ -112,15 +112,17 @@ def test_workers_survive_a_database_restart(url: str, db: SqlBackend, tmp_path: 
     assert watcher._query("SELECT COUNT(*) FROM delayed_jobs")[0][0] == 0
     watcher.close()
     text = log.read_text()
-    # Where the outage met the worker decides the line: a reserve, a write's retries, or
-    # the outcome written on its own after a combined write and claim failed (when a
-    # job was running all through the outage, its connection is found dead afterwards).
+    # Where the outage met the worker decides the line: a reserve, a write's retries, the
+    # outcome written on its own after a combined write and claim failed, or at least the
+    # reconnection (when a job ran all through the outage, its connection is found dead
+    # afterwards).
     assert any(
         line in text
         for line in (
             "Error while reserving job",
             "Retrying a write",
             "Could not write an outcome together with the next claim",
+            "Reconnected to",
         )
     ), text[-3000:]
     assert "consecutive reserve errors" in (tmp_path / "impatient.log").read_text()

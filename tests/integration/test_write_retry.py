@@ -95,7 +95,8 @@ def test_a_lost_connection_under_the_combined_write_is_logged_and_survived(
 ) -> None:
     """The connection dies between two jobs (a server restart, a killed session): the
     combined outcome-and-claim transaction fails, a warning says so with the error, the
-    outcome is written on its own over a new connection, and the next job is claimed."""
+    outcome is written on its own over a new connection (whose opening is logged too),
+    and the next job is claimed."""
     backend = _backend(mysql_url)
     backend.create_schema()
     first = backend.enqueue("--- !ruby/struct:OkJob\nn: 1\n")
@@ -119,4 +120,5 @@ def test_a_lost_connection_under_the_combined_write_is_logged_and_survived(
     assert len(warned) == 1
     assert "rolled back" in warned[0]
     assert backend.stats["reconnects"] >= 1
+    assert any(r.getMessage().startswith("Reconnected to mysql://") for r in caplog.records)
     backend.close()
