@@ -798,13 +798,14 @@ class SqlBackend(abc.ABC):
 
 
 def combined_write_failed(reason: object) -> None:
-    """Say why a transaction that carried a finished job's outcome with the next claim
-    failed. It rolled back whole; the caller then writes the outcome on its own (with the
-    write retries, which log each try) and claims again. Without this line a lost
-    connection that the next write survives would leave no trace in the log."""
+    """Say why a transaction that carried a finished job's outcome with the next claim (or,
+    with prefetch, with the next job's start) failed. It rolled back whole; the caller then
+    writes the outcome on its own (with the write retries, which log each try) and claims
+    or starts again. Without this line a lost connection that the next write survives
+    would leave no trace in the log."""
     logger.warning(
-        "Could not write an outcome together with the next claim (%s); the transaction "
-        "was rolled back; writing the outcome on its own",
+        "Could not write an outcome together with the next claim or start (%s); the "
+        "transaction was rolled back; writing the outcome on its own",
         reason,
     )
 
